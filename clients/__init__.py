@@ -1,0 +1,1 @@
+"""Clients of the planning service and the closed-loop evaluation harness."""

@@ -1,0 +1,1 @@
+"""Latent model-predictive control: objectives, guardrails, CEM / gradient / MPPI optimisers."""

@@ -1,0 +1,1 @@
+"""The planning service: a FastAPI app that plans on request."""

@@ -1,0 +1,1 @@
+"""Action-conditioned world models: frozen encoders, predictor, state probe, decoder, bundles."""

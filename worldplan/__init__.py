@@ -1,0 +1,1 @@
+"""The ``worldplan`` command line: one entry point composing each package's commands."""
