@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
+import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from numpy.typing import NDArray
@@ -87,3 +89,45 @@ def draw_line(
     cv2.line(
         img, (int(a[0]), int(a[1])), (int(b[0]), int(b[1])), color, thickness, cv2.LINE_AA, SHIFT
     )
+
+
+class WorldEnv(gym.Env[dict[str, NDArray[Any]], NDArray[np.float32]]):
+    """The contract every worldplan env follows on top of the Gymnasium API.
+
+    * ``reset(seed=, options=)``: ``options`` may hold ``"state"`` (start state) and
+      ``"goal_state"`` (the goal the success check compares against).
+    * Observation: ``{"pixels": uint8 (H, W, 3), "proprio": float32 (P,)}``.
+    * ``step`` validates the action with :func:`check_action` (wrong shape or
+      non-finite raises ``ValueError``; out-of-box is clipped and reported in
+      ``info["action_clipped"]``).
+    * ``info`` always has ``"is_success"``, the task metric (its name in
+      ``metric_name``) and ``"state"`` (a copy of :meth:`get_state`).
+    * :meth:`get_state` / :meth:`set_state` round-trip the full physical state as a
+      flat float64 vector whose entries are named by ``state_labels``; after
+      ``set_state(goal)`` the success check holds.
+    """
+
+    metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 10}  # noqa: RUF012
+    #: Names of the entries of the flat state vector.
+    state_labels: tuple[str, ...] = ()
+    #: Key of the task metric in ``info`` (e.g. ``"coverage"``, ``"distance"``, ``"chamfer"``).
+    metric_name: str = ""
+
+    def get_state(self) -> NDArray[np.float64]:
+        """Return the full physical state as a flat float64 vector."""
+        raise NotImplementedError
+
+    def set_state(self, state: NDArray[np.floating]) -> None:
+        """Put the simulation into ``state`` (as returned by :meth:`get_state`)."""
+        raise NotImplementedError
+
+    @property
+    def goal_state(self) -> NDArray[np.float64]:
+        """The goal state the success check compares against."""
+        raise NotImplementedError
+
+    def evaluate_state(
+        self, state: NDArray[np.floating], goal: NDArray[np.floating]
+    ) -> dict[str, float | bool]:
+        """Score ``state`` against ``goal``: ``{"is_success": ..., metric_name: ...}``."""
+        raise NotImplementedError
