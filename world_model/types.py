@@ -81,3 +81,28 @@ class LatentModel(Protocol):
     def probe(self, z: Latent) -> Tensor:
         """Physical state estimate (B, T, S) of latents (B, T, ...), in env units."""
         ...
+
+
+class Encoder(Protocol):
+    """A frozen image encoder: uint8 RGB images in, patch tokens out.
+
+    Preprocessing (resize, normalisation) belongs to the encoder, so callers pass
+    raw frames of any size.
+    """
+
+    #: Registry id, e.g. ``"dinov2_vits14"``; the offline default never claims to be DINOv2.
+    encoder_id: str
+    #: Side length (px) the encoder resizes its input to.
+    image_size: int
+    #: Number of patch tokens N.
+    num_patches: int
+    #: Feature dim D.
+    embed_dim: int
+    #: sha256 of the weights file the encoder was loaded from ("" for a weight-free encoder).
+    weights_sha256: str
+    #: One line saying how the weights were made or where they came from.
+    provenance: str
+
+    def __call__(self, images: Tensor) -> Tensor:
+        """Encode uint8 images (B, H, W, 3), RGB, to float features (B, N, D)."""
+        ...
