@@ -1,0 +1,246 @@
+"""The action-conditioned predictor: a ViT with block-causal attention over frames.
+
+In the style of DINO-WM (``models/vit.py``): every patch token of frame ``t`` is the
+patch feature concatenated with an embedding of the action taken after frame ``t``
+and an embedding of the proprio vector of frame ``t``, both tiled onto every patch.
+Attention is full within a frame and causal across frames, so the output at frame
+``t`` (which predicts frame ``t + 1``) never sees frames after ``t``.
+
+Sized for a CPU: the concatenated token (``D + action_emb_dim + proprio_emb_dim``
+wide, 404 for DINOv2 ViT-S) is projected to a smaller ``width`` inside the
+predictor and projected back to ``D`` at the output. DINO-WM runs its 6-deep,
+16-head transformer at the full 404 width; here the default is 4 blocks of width
+128 with 4 heads, which rolls out 256 candidate plans fast enough to plan on two
+cores. With ``residual=True`` (default) the predictor outputs the change of the
+features, so an untrained predictor starts from the copy-last-frame baseline.
+
+Shapes: B batch, T frames (``T <= history``), N patch tokens, D feature dim,
+A planning-action dim, P proprio dim, W internal width.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class PredictorConfig:
+    """Shape and size of a :class:`Predictor`."""
+
+    #: Patch tokens per frame N.
+    num_patches: int
+    #: Encoder feature dim D.
+    embed_dim: int
+    #: Planning-action dim A (env action dim x frameskip).
+    action_dim: int
+    #: Proprio dim P (0 for an env without proprio).
+    proprio_dim: int
+    #: Width of the action embedding tiled onto every patch (DINO-WM: 10).
+    action_emb_dim: int = 10
+    #: Width of the proprio embedding tiled onto every patch (DINO-WM: 10).
+    proprio_emb_dim: int = 10
+    #: Frames of context T the position embeddings cover (DINO-WM: 3).
+    history: int = 3
+    #: Transformer blocks (DINO-WM: 6).
+    depth: int = 4
+    #: Attention heads; must divide ``width``.
+    heads: int = 4
+    #: Internal token width W; 0 keeps the concatenated width ``D + emb dims`` (no projection).
+    width: int = 128
+    #: Hidden width of each block's MLP.
+    mlp_dim: int = 512
+    #: Dropout on attention outputs and MLPs during training (DINO-WM: 0.1).
+    dropout: float = 0.1
+    #: Predict the change of features (and proprio) rather than the features themselves.
+    residual: bool = True
+
+    def __post_init__(self) -> None:
+        positive = {
+            "num_patches": self.num_patches,
+            "embed_dim": self.embed_dim,
+            "action_dim": self.action_dim,
+            "history": self.history,
+            "depth": self.depth,
+            "heads": self.heads,
+            "mlp_dim": self.mlp_dim,
+            "action_emb_dim": self.action_emb_dim,
+        }
+        for name, value in positive.items():
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"PredictorConfig.{name} must be a positive int, got {value!r}")
+        for name, value in (
+            ("proprio_dim", self.proprio_dim),
+            ("proprio_emb_dim", self.proprio_emb_dim),
+            ("width", self.width),
+        ):
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"PredictorConfig.{name} must be an int >= 0, got {value!r}")
+        if self.proprio_dim > 0 and self.proprio_emb_dim == 0:
+            raise ValueError("PredictorConfig.proprio_emb_dim must be >= 1 when proprio_dim > 0")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"PredictorConfig.dropout must be in [0, 1), got {self.dropout}")
+        if self.model_width % self.heads != 0:
+            raise ValueError(
+                f"PredictorConfig.heads ({self.heads}) must divide the token width "
+                f"({self.model_width}); choose e.g. heads={_divisor_near(self.model_width, 4)}"
+            )
+
+    @property
+    def token_dim(self) -> int:
+        """Width of a concatenated input token: ``D + action_emb_dim + proprio_emb_dim``."""
+        proprio = self.proprio_emb_dim if self.proprio_dim > 0 else 0
+        return self.embed_dim + self.action_emb_dim + proprio
+
+    @property
+    def model_width(self) -> int:
+        """Width W the transformer runs at."""
+        return self.width if self.width > 0 else self.token_dim
+
+
+def _divisor_near(n: int, target: int) -> int:
+    """The divisor of ``n`` closest to ``target`` (for error messages)."""
+    return min((d for d in range(1, n + 1) if n % d == 0), key=lambda d: abs(d - target))
+
+
+def block_causal_mask(frames: int, patches: int, device: torch.device | None = None) -> Tensor:
+    """Boolean attention mask (True = may attend) for ``frames`` x ``patches`` tokens.
+
+    Tokens are ordered frame-major; token ``i`` of frame ``f(i)`` attends to token
+    ``j`` iff ``f(j) <= f(i)``: full attention within a frame, causal across frames.
+
+    Returns:
+        (frames * patches, frames * patches) bool tensor.
+    """
+    frame = torch.arange(frames, device=device).repeat_interleave(patches)  # (T*N,)
+    return frame[None, :] <= frame[:, None]  # (T*N, T*N)
+
+
+class _Attention(nn.Module):
+    """Multi-head self-attention through ``scaled_dot_product_attention``."""
+
+    def __init__(self, width: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(width, 3 * width)
+        self.out = nn.Linear(width, width)
+        self.dropout = dropout
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        b, L, w = x.shape  # (B, L, W)  # noqa: N806
+        qkv = self.qkv(x).view(b, L, 3, self.heads, w // self.heads)  # (B, L, 3, h, W/h)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, h, L, W/h)
+        p = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # (B,h,L,W/h)
+        out: Tensor = self.out(y.transpose(1, 2).reshape(b, L, w))  # (B, L, W)
+        return out
+
+
+class _Block(nn.Module):
+    """Pre-LN transformer block."""
+
+    def __init__(self, width: int, heads: int, mlp_dim: int, dropout: float) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(width)
+        self.attn = _Attention(width, heads, dropout)
+        self.norm2 = nn.LayerNorm(width)
+        self.mlp = nn.Sequential(
+            nn.Linear(width, mlp_dim),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(mlp_dim, width),
+            nn.Dropout(dropout),
+        )
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        x = x + self.attn(self.norm1(x), mask)  # (B, L, W)
+        out: Tensor = x + self.mlp(self.norm2(x))  # (B, L, W)
+        return out
+
+
+class Predictor(nn.Module):
+    """Predicts next-frame patch features and proprio from a window of frames and actions."""
+
+    def __init__(self, config: PredictorConfig) -> None:
+        super().__init__()
+        self.config = config
+        c = config
+        w = c.model_width
+        self.action_emb = nn.Linear(c.action_dim, c.action_emb_dim)
+        self.proprio_emb = nn.Linear(c.proprio_dim, c.proprio_emb_dim) if c.proprio_dim else None
+        self.proj_in: nn.Module = nn.Linear(c.token_dim, w) if c.width else nn.Identity()
+        self.pos_emb = nn.Parameter(torch.zeros(1, c.history * c.num_patches, w))
+        nn.init.trunc_normal_(self.pos_emb, std=0.02)
+        self.blocks = nn.ModuleList(
+            _Block(w, c.heads, c.mlp_dim, c.dropout) for _ in range(c.depth)
+        )
+        self.norm = nn.LayerNorm(w)
+        self.visual_out = nn.Linear(w, c.embed_dim)
+        self.proprio_out = nn.Linear(w, c.proprio_dim) if c.proprio_dim else None
+        if c.residual:  # start at the copy-last-frame prediction
+            nn.init.zeros_(self.visual_out.weight)
+            nn.init.zeros_(self.visual_out.bias)
+            if self.proprio_out is not None:
+                nn.init.zeros_(self.proprio_out.weight)
+                nn.init.zeros_(self.proprio_out.bias)
+        self._masks: dict[tuple[int, str], Tensor] = {}
+
+    def mask(self, frames: int, device: torch.device) -> Tensor:
+        """The block-causal mask for ``frames`` frames, built once per (T, device)."""
+        key = (frames, str(device))
+        if key not in self._masks:
+            self._masks[key] = block_causal_mask(frames, self.config.num_patches, device)
+        return self._masks[key]
+
+    def forward(self, visual: Tensor, proprio: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+        """Predict frame ``t + 1`` from frames ``<= t`` for every ``t`` of the window.
+
+        Args:
+            visual: (B, T, N, D) patch features, ``T <= history``.
+            proprio: (B, T, P) normalised proprio.
+            actions: (B, T, A) normalised planning actions; ``actions[:, t]`` follows frame t.
+
+        Returns:
+            ``(visual_next (B, T, N, D), proprio_next (B, T, P))``; entry t predicts frame t+1.
+        """
+        self._check_inputs(visual, proprio, actions)
+        b, t, n, _ = visual.shape
+        parts = [visual, self.action_emb(actions)[:, :, None].expand(b, t, n, -1)]  # (B,T,N,*)
+        if self.proprio_emb is not None:
+            parts.append(self.proprio_emb(proprio)[:, :, None].expand(b, t, n, -1))
+        x = self.proj_in(torch.cat(parts, dim=-1).flatten(1, 2))  # (B, T*N, W)
+        x = x + self.pos_emb[:, : t * n]  # (B, T*N, W)
+        mask = self.mask(t, x.device)  # (T*N, T*N)
+        for block in self.blocks:
+            x = block(x, mask)  # (B, T*N, W)
+        x = self.norm(x).view(b, t, n, -1)  # (B, T, N, W)
+        visual_next = self.visual_out(x)  # (B, T, N, D)
+        if self.proprio_out is not None:
+            proprio_next = self.proprio_out(x.mean(dim=2))  # (B, T, P)
+        else:
+            proprio_next = proprio.new_zeros(proprio.shape)  # (B, T, 0)
+        if self.config.residual:
+            visual_next = visual_next + visual
+            proprio_next = proprio_next + proprio
+        return visual_next, proprio_next
+
+    def _check_inputs(self, visual: Tensor, proprio: Tensor, actions: Tensor) -> None:
+        c = self.config
+        if visual.ndim != 4 or visual.shape[2:] != (c.num_patches, c.embed_dim):
+            raise ValueError(
+                f"visual must be (B, T, {c.num_patches}, {c.embed_dim}), got {tuple(visual.shape)}"
+            )
+        b, t = visual.shape[:2]
+        if not 1 <= t <= c.history:
+            raise ValueError(f"window must have 1..{c.history} frames (history), got {t}")
+        if tuple(proprio.shape) != (b, t, c.proprio_dim):
+            raise ValueError(
+                f"proprio must be ({b}, {t}, {c.proprio_dim}), got {tuple(proprio.shape)}"
+            )
+        if tuple(actions.shape) != (b, t, c.action_dim):
+            raise ValueError(
+                f"actions must be ({b}, {t}, {c.action_dim}), got {tuple(actions.shape)}"
+            )
