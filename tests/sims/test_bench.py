@@ -1,0 +1,157 @@
+"""Smoke tests of ``worldplan bench sims`` on our envs only (no peer venvs), tiny step counts."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from sims import _peer_bench, bench
+from worldplan.cli import app
+
+TINY = ["--steps", "4", "--warmup", "1", "--repeats", "2", "--image-size", "32"]
+
+
+def _run(args: list[str]) -> Any:
+    return CliRunner().invoke(app, ["bench", "sims", *args])
+
+
+def test_cli_times_our_envs_and_writes_json(tmp_path: Path) -> None:
+    out = tmp_path / "res" / "sims.json"
+    args = ["--no-peers", *TINY, "--image-size", "48", "--env", "pusht", "--env", "maze-tworoom"]
+    result = _run([*args, "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(out.read_text())
+    assert doc["config"]["image_sizes"] == [32, 48]
+    assert doc["peers"] == {}
+    assert [r["key"] for r in doc["ours"]] == ["pusht", "maze-tworoom"]
+    for res in doc["ours"]:
+        assert res["available"] is True
+        assert set(res["pixels"]) == {"32", "48"}
+        for timing in res["pixels"].values():
+            assert len(timing["runs_per_s"]) == 2
+            assert timing["median_per_s"] > 0
+            assert timing["steps"] == 4
+    assert [(r["env"], r["image_size"]) for r in doc["rows"]] == [
+        ("pusht", 32),
+        ("pusht", 48),
+        ("maze-tworoom", 32),
+        ("maze-tworoom", 48),
+    ]
+    table = result.stdout.splitlines()  # the progress bar goes to stderr
+    assert table[0].split()[:2] == ["env", "image"]
+    assert any(line.startswith("maze-tworoom") and " 48 " in line for line in table)
+    assert not list(out.parent.glob(".*tmp"))  # atomic write leaves no temp file
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--image-size", "8"], "image sizes"),
+        (["--repeats", "0"], "repeats"),
+        (["--env", "cartpole"], "envs must be among"),
+    ],
+)
+def test_cli_rejects_bad_options(tmp_path: Path, args: list[str], message: str) -> None:
+    result = _run(["--no-peers", *args, "--json", str(tmp_path / "x.json")])
+    assert result.exit_code != 0
+    assert message in result.output
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_measure_checks_frame_size() -> None:
+    def make() -> gym.Env[Any, Any]:
+        return gym.make("worldplan/Maze-v0", image_size=32, disable_env_checker=True)
+
+    timing = _peer_bench.measure(
+        make, lambda _e, o: o["pixels"], steps=3, warmup=0, repeats=3, seed=1, size=32
+    )
+    assert len(timing.runs) == 3
+    assert sorted(timing.runs)[1] == timing.median
+    with pytest.raises(ValueError, match=r"frame must be \(40, 40, 3\)"):
+        _peer_bench.measure(
+            make, lambda _e, o: o["pixels"], steps=3, warmup=0, repeats=1, seed=1, size=40
+        )
+
+
+def test_missing_env_is_reported_not_raised() -> None:
+    gym.register(id="worldplan-test/Missing-v0", entry_point="sims.no_such_module:Env")
+    try:
+        case = bench.OurCase("missing", "worldplan-test/Missing-v0", {})
+        res = bench.bench_ours(case, bench.BenchConfig(peers=False, steps=2, repeats=1))
+    finally:
+        gym.registry.pop("worldplan-test/Missing-v0")
+    assert res["available"] is False
+    assert "sims.no_such_module" in res["error"]
+
+
+def test_rows_and_table_compute_ratios() -> None:
+    config = bench.BenchConfig(image_sizes=(96,), envs=("pusht",))
+    ours = [{"available": True, "state": None, "pixels": {96: {"median_per_s": 3000.0}}}]
+    peers = {
+        "gym-pusht": {
+            "sizing": {"gym_pusht/PushT-v0": "observation_width/height"},
+            "results": [
+                {"case": "gym_pusht/PushT-v0", "mode": "state", "size": None, "median_per_s": 4e3},
+                {"case": "gym_pusht/PushT-v0", "mode": "pixels", "size": 96, "median_per_s": 600},
+            ],
+        },
+        "stable-worldmodel": {"error": "boom"},
+    }
+    rows = bench.build_rows(ours, peers, config)
+    assert [r.peer for r in rows] == ["gym_pusht/PushT-v0", "swm/PushT-v1"]
+    assert rows[0].frames_ratio == pytest.approx(5.0)
+    assert rows[0].steps_ratio is None  # ours has no pixel-off switch here
+    assert rows[1].frames_ratio is None
+    assert rows[1].note == "peer failed"
+    doc_rows = [
+        {**r.__dict__, "frames_ratio": r.frames_ratio, "steps_ratio": r.steps_ratio} for r in rows
+    ]
+    table = bench.format_table(doc_rows)
+    assert "5.00x" in table
+    assert "observation_width/height" in table
+
+
+def test_peer_script_imports_env_module_without_package_init(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pkg = tmp_path / "peerpkg"
+    (pkg / "envs").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("raise ImportError('heavy training stack')\n")
+    (pkg / "envs" / "__init__.py").write_text("raise ImportError('heavy too')\n")
+    (pkg / "envs" / "toy.py").write_text(
+        textwrap.dedent(
+            """
+            import gymnasium as gym
+            import numpy as np
+
+            class Toy(gym.Env):
+                observation_space = gym.spaces.Box(-1, 1, (1,))
+                action_space = gym.spaces.Box(-1, 1, (1,))
+
+                def reset(self, *, seed=None, options=None):
+                    super().reset(seed=seed)
+                    return np.zeros(1, np.float32), {}
+
+                def step(self, action):
+                    return np.zeros(1, np.float32), 0.0, False, False, {}
+            """
+        )
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in [m for m in sys.modules if m.startswith("peerpkg")]:
+        monkeypatch.delitem(sys.modules, name)
+    _peer_bench.import_env_module("peerpkg.envs.toy")
+    toy = sys.modules["peerpkg.envs.toy"]
+    env = toy.Toy()
+    obs, _ = env.reset(seed=0)
+    np.testing.assert_array_equal(obs, np.zeros(1))
+    for name in [m for m in sys.modules if m.startswith("peerpkg")]:
+        monkeypatch.delitem(sys.modules, name)
