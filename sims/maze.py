@@ -19,7 +19,8 @@ velocity in the layout's units (U-maze: units and units/s; two-room: px and px p
 i.e. the last displacement). Action: ``Box(-1, 1, (2,))``; a wrong shape or a non-finite
 value raises ``ValueError`` and leaves the state untouched, out-of-box values are clipped
 and reported in ``info["action_clipped"]``. Reward: 1 on success, else 0; ``terminated``
-is always False (episodes end by the time limit; success is ``info["is_success"]``).
+is False unless ``terminate_on_success=True`` (episodes end by the time limit; success is
+``info["is_success"]``, computed by :meth:`MazeEnv.evaluate_state`).
 
 State: float64 ``(7,)`` named by :attr:`MazeEnv.state_labels`: position, velocity,
 layout index (0 U-maze, 1 two-room), ``wall_x`` and ``door_y`` (0 for the U-maze).
@@ -81,8 +82,11 @@ class MazeEnv(WorldEnv):
         render_mode: str | None = "rgb_array",
         image_size: int = 224,
         layout: str = "umaze",
+        *,
         wall_x: float | None = TWOROOM_DEFAULT_WALL_X,
         door_y: float | None = None,
+        terminate_on_success: bool = False,
+        render_pixels: bool = True,
     ) -> None:
         """Build the env.
 
@@ -92,6 +96,10 @@ class MazeEnv(WorldEnv):
             layout: ``"umaze"`` or ``"tworoom"``.
             wall_x: Two-room middle wall centre in [20, 44]; None draws it per reset.
             door_y: Two-room door centre in [10, 54]; None draws it per reset.
+            terminate_on_success: End the episode (``terminated``) on success; off by
+                default so that evaluation cannot stop on the simulator's success oracle.
+            render_pixels: If False, ``pixels`` is a black frame (fast state-only runs);
+                :meth:`render` still draws.
         """
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be 'rgb_array' or None, got {render_mode!r}")
@@ -100,6 +108,8 @@ class MazeEnv(WorldEnv):
         _check_layout_name(layout)
         self.render_mode = render_mode
         self.image_size = image_size
+        self.terminate_on_success = bool(terminate_on_success)
+        self.render_pixels = bool(render_pixels)
         self._default_params: dict[str, Any] = {
             "layout": layout,
             "wall_x": wall_x,
@@ -213,7 +223,8 @@ class MazeEnv(WorldEnv):
         checked = check_action(action, self._action_box)
         self._physics.advance(checked.value)
         info = self._info(clipped=checked.clipped)
-        return self._observation(), float(info["is_success"]), False, False, info
+        terminated = self.terminate_on_success and bool(info["is_success"])
+        return self._observation(), float(info["is_success"]), terminated, False, info
 
     def render(self) -> NDArray[np.uint8]:
         """The current frame, uint8 ``(image_size, image_size, 3)``."""
@@ -336,7 +347,11 @@ class MazeEnv(WorldEnv):
 
     def _observation(self) -> Obs:
         proprio = np.concatenate([self._physics.position, self._physics.velocity])
-        return {"pixels": self.render(), "proprio": proprio.astype(np.float32)}
+        if self.render_pixels:
+            pixels = self.render()
+        else:
+            pixels = np.zeros((self.image_size, self.image_size, 3), dtype=np.uint8)
+        return {"pixels": pixels, "proprio": proprio.astype(np.float32)}
 
     def _info(self, clipped: bool) -> dict[str, Any]:
         state = self.get_state()

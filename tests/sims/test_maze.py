@@ -361,3 +361,23 @@ def test_random_policy_is_correlated_and_seeded() -> None:
     lag1 = np.corrcoef(first[:-1, 0], first[1:, 0])[0, 1]
     assert lag1 > 0.7
     assert first.std(axis=0).min() > 0.3
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_state_only_pixels_and_terminate_on_success(layout: str) -> None:
+    fast, full = make(layout, render_pixels=False), make(layout)
+    obs_fast, _ = fast.reset(seed=8)
+    obs_full, _ = full.reset(seed=8)
+    assert not obs_fast["pixels"].any()
+    assert obs_full["pixels"].any()
+    np.testing.assert_array_equal(obs_fast["proprio"], obs_full["proprio"])
+    np.testing.assert_array_equal(fast.render(), obs_full["pixels"])
+    ending = make(layout, terminate_on_success=True)
+    _, info = ending.reset(seed=8)
+    _, _, terminated, _, _ = ending.step(np.zeros(2, dtype=np.float32))
+    assert not terminated
+    ending.reset(seed=8, options={"goal_state": info["state"][:2]})
+    _, reward, terminated, _, info = ending.step(np.zeros(2, dtype=np.float32))
+    assert terminated
+    assert reward == 1.0
+    assert info["is_success"]
