@@ -25,12 +25,13 @@ Units, per env id (positions are those of the env's ``get_state``):
   workspace is the inside of the border walls ``[0.5, 3.5]^2`` and the inner
   wall cells (2, 1) and (2, 2) are a keep-out box ``x in [1.5, 2.5], y in [0.5, 2.5]``.
 * ``worldplan/Maze-v0``, ``layout="tworoom"``: action = displacement in units of
-  2 px, in ``[-1, 1]^2``, at most 1.0 long; positions in px of the 64-px world;
+  2 px, in ``[-1, 1]^2``, at most 1.0 long; positions in px of the 65 x 65 px world;
   workspace between the border walls ``[4, 60]^2``; the dividing wall is 6 px wide,
   centred on ``wall_x``, with a door ``|y - door_y| <= 4`` (two keep-out boxes).
-* ``worldplan/Granular-v0``: action = one stroke ``(x0, y0, x1, y1)`` in table
-  units ``[-1, 1]^4``, at most 1.0 long; every probed position pair stays on
-  the table ``[-1, 1]^2``.
+* ``worldplan/Granular-v0``: action = one stroke ``(x0, y0, x1, y1)`` in normalised
+  table coordinates ``[-1, 1]^4`` (world = 2.6 x action), at most 2.0 long
+  (5.2 table units); every probed position pair (``p000_x, p000_y``, ...,
+  ``pusher_x, pusher_y``) stays on the table ``[-3, 3]^2`` in table units.
 """
 
 from __future__ import annotations
@@ -258,9 +259,9 @@ def _granular() -> Guardrails:
         env_id="worldplan/Granular-v0",
         action_low=(-1.0, -1.0, -1.0, -1.0),
         action_high=(1.0, 1.0, 1.0, 1.0),
-        max_step=1.0,
+        max_step=2.0,
         step_kind="stroke",
-        workspace=Box2D(-1.0, -1.0, 1.0, 1.0),
+        workspace=Box2D(-3.0, -3.0, 3.0, 3.0),
         points=(ALL_POINTS,),
     )
 

@@ -25,6 +25,7 @@ from planner import (
 )
 from planner.analytic import PointMassModel
 from planner.constraints import GuardrailTensors, clamp_actions, squash, state_violation
+from sims.maze_layouts import make_layout
 
 
 def test_tables_per_env() -> None:
@@ -127,7 +128,7 @@ def test_stroke_length_is_bounded() -> None:
     t = GuardrailTensors.stack([g], ("pile_x", "pile_y"), 1, torch.zeros(1))
     strokes = clamp_actions(torch.tensor([[[[-1.0, -1.0, 1.0, 1.0]]]]), t)[0, 0, 0]
     assert strokes[:2].tolist() == [-1.0, -1.0]
-    assert (strokes[2:] - strokes[:2]).norm().item() == pytest.approx(1.0)
+    assert (strokes[2:] - strokes[:2]).norm().item() == pytest.approx(2.0)
 
 
 def test_state_violation_measures_depth(rails: Guardrails) -> None:
@@ -200,3 +201,28 @@ def test_planner_steers_around_a_keep_out_zone(
     assert isinstance(result, Plan)
     dist = (result.states - torch.tensor([250.0, 100.0])).norm(dim=1)
     assert (dist >= 60 - 1e-3).all()
+
+
+def test_maze_geometry_matches_the_simulator() -> None:
+    umaze = guardrails_for("worldplan/Maze-v0", layout="umaze")
+    inside = [
+        w
+        for w in make_layout("umaze", 32.0, 32.0).walls.tolist()
+        if 0.5 <= (w[0] + w[2]) / 2 <= 3.5
+    ]
+    inside = [w for w in inside if 0.5 <= (w[1] + w[3]) / 2 <= 3.5]
+    # The inner wall cells are exactly what the keep-out box covers.
+    box = umaze.keep_out_boxes[0]
+    assert min(w[0] for w in inside) == box.x_min
+    assert max(w[2] for w in inside) == box.x_max
+    assert min(w[1] for w in inside) == box.y_min
+    assert max(w[3] for w in inside) == box.y_max
+    assert sum((w[2] - w[0]) * (w[3] - w[1]) for w in inside) == pytest.approx(
+        (box.x_max - box.x_min) * (box.y_max - box.y_min)
+    )
+    tworoom = guardrails_for("worldplan/Maze-v0", layout="tworoom", wall_x=25, door_y=40)
+    walls = [tuple(w) for w in make_layout("tworoom", 25.0, 40.0).walls.tolist()]
+    for b in tworoom.keep_out_boxes:
+        assert b.as_tuple() in walls
+    ws = tworoom.workspace
+    assert (ws.x_min, ws.x_max) == (walls[0][2], walls[1][0])
