@@ -355,8 +355,14 @@ class MazeEnv(WorldEnv):
 
     def _info(self, clipped: bool) -> dict[str, Any]:
         state = self.get_state()
-        scores = self.evaluate_state(state, self._goal)
-        return {**scores, "state": state, "action_clipped": clipped, "layout": self._layout.name}
+        distance = float(np.linalg.norm(state[:2] - self._goal[:2]))
+        return {
+            "is_success": distance < self._layout.success_distance,
+            "distance": distance,
+            "state": state,
+            "action_clipped": clipped,
+            "layout": self._layout.name,
+        }
 
 
 def _default_start_goal(layout: MazeLayout) -> tuple[NDArray[np.float64], NDArray[np.float64]]:

@@ -88,10 +88,12 @@ class PointMassPhysics:
         )
         px, py = self.body.position
         self._respawn((px, py), clipped)
-        force = (UMAZE_GEAR * float(action[0]), UMAZE_GEAR * float(action[1]))
+        # The agent is the only dynamic body, so its force F acts as the space's uniform
+        # acceleration F / m (set once instead of re-applying body.force every substep).
+        per_mass = UMAZE_GEAR / UMAZE_MASS
+        self.space.gravity = (per_mass * float(action[0]), per_mass * float(action[1]))
         dt = UMAZE_DT / UMAZE_SOLVER_SPLIT
         for _ in range(UMAZE_FRAME_SKIP * UMAZE_SOLVER_SPLIT):
-            self.body.force = force
             self.space.step(dt)
 
     def _respawn(self, position: tuple[float, float], velocity: tuple[float, float]) -> None:

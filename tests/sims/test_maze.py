@@ -168,6 +168,10 @@ def test_state_round_trip_and_goal_success(layout: str) -> None:
     _, _, _, _, info = env.step(np.zeros(2, dtype=np.float32))
     assert info["is_success"]
     assert info["distance"] < env.layout.success_distance
+    assert env.evaluate_state(info["state"], env.goal_state) == {
+        "is_success": info["is_success"],
+        "distance": info["distance"],
+    }
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
