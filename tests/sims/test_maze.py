@@ -8,6 +8,7 @@ import pickle
 import gymnasium as gym
 import numpy as np
 import pytest
+from gymnasium.utils.env_checker import check_env
 
 import sims  # noqa: F401  (registers the envs)
 from sims.maze import UMAZE_OVERLAP_TOLERANCE, MazeEnv
@@ -385,3 +386,15 @@ def test_state_only_pixels_and_terminate_on_success(layout: str) -> None:
     assert terminated
     assert reward == 1.0
     assert info["is_success"]
+
+
+@pytest.mark.parametrize("kwargs", [{"layout": "tworoom"}, {"layout": "tworoom", "wall_x": None}])
+def test_gymnasium_checker_passes_for_the_tworoom_layout(kwargs: dict[str, object]) -> None:
+    env = gym.make("worldplan/Maze-v0", image_size=64, **kwargs)
+    check_env(env.unwrapped, skip_render_check=False)
+    walls = {env.reset(seed=s)[1]["state"][5] for s in range(10)}
+    if "wall_x" in kwargs:  # drawn from the seed
+        assert len(walls) >= 4
+        assert all(20 <= w <= 44 for w in walls)
+    else:
+        assert walls == {32.0}
