@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import pickle
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -389,7 +390,7 @@ def test_state_only_pixels_and_terminate_on_success(layout: str) -> None:
 
 
 @pytest.mark.parametrize("kwargs", [{"layout": "tworoom"}, {"layout": "tworoom", "wall_x": None}])
-def test_gymnasium_checker_passes_for_the_tworoom_layout(kwargs: dict[str, object]) -> None:
+def test_gymnasium_checker_passes_for_the_tworoom_layout(kwargs: dict[str, Any]) -> None:
     env = gym.make("worldplan/Maze-v0", image_size=64, **kwargs)
     check_env(env.unwrapped, skip_render_check=False)
     walls = {env.reset(seed=s)[1]["state"][5] for s in range(10)}
