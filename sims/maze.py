@@ -318,7 +318,10 @@ class MazeEnv(WorldEnv):
 
     def _complete(self, value: object, name: str) -> NDArray[np.float64]:
         """Extend a position ``(2,)`` or position+velocity ``(4,)`` with the current layout."""
-        arr = np.asarray(value, dtype=np.float64)
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "biuf":
+            raise ValueError(f"options[{name!r}] must be numeric, got dtype {arr.dtype}")
+        arr = arr.astype(np.float64)
         lay = self._layout
         tail = [lay.layout_id, lay.wall_x, lay.door_y]
         if arr.shape == (2,):

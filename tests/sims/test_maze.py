@@ -286,6 +286,8 @@ def test_reset_options_are_validated() -> None:
         env.reset(options={"state": [32.0, 10.0]})
     with pytest.raises(ValueError, match="layout"):
         env.reset(options={"goal_state": [1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0]})
+    with pytest.raises(ValueError, match="numeric"):
+        env.reset(options={"state": ["a", "b"]})
     with pytest.raises(ValueError, match="door_y"):
         env.reset(options={"door_y": 70})
     _, info = env.reset(seed=0, options={"goal_state": [50.0, 50.0]})
