@@ -3,7 +3,8 @@
 Use :func:`plan` for one request and :func:`plan_batch` for several independent
 requests planned together (one model call per iteration); :func:`shift_plan` turns
 the previous plan into the next warm start; :func:`guardrails_for` gives an
-environment's hard guardrails, which a request may only tighten.
+environment's hard guardrails, which a request may only tighten;
+:class:`RecedingHorizon` runs the warm-started MPC loop.
 """
 
 from planner.api import plan, plan_batch
@@ -17,6 +18,7 @@ from planner.guardrails import (
     Guardrails,
     guardrails_for,
 )
+from planner.mpc import RecedingHorizon
 from planner.types import Plan, PlanRefused, PlanRequest, Refusal, shift_plan
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
     "Plan",
     "PlanRefused",
     "PlanRequest",
+    "RecedingHorizon",
     "Refusal",
     "Violation",
     "check_plan",
