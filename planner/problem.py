@@ -123,6 +123,10 @@ def _generator(seed: int, device: torch.device) -> torch.Generator:
 def _validate(model: LatentModel, requests: Sequence[PlanRequest], horizon: int) -> None:
     if not requests:
         raise ValueError("need at least one plan request")
+    if isinstance(model, torch.nn.Module) and model.training:
+        raise ValueError(
+            "model is in training mode (dropout would make plans random): call model.eval() first"
+        )
     first = requests[0]
     for i, req in enumerate(requests):
         g = req.guardrails

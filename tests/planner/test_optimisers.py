@@ -235,3 +235,18 @@ def test_configs_validate() -> None:
         Budget(max_iterations=0)
     with pytest.raises(ValueError, match="beta1"):
         GradientConfig(beta1=1.0)
+
+
+class _TrainingModel(PointMassModel, torch.nn.Module):
+    def __init__(self) -> None:
+        torch.nn.Module.__init__(self)
+        PointMassModel.__init__(self)
+
+
+def test_a_model_in_training_mode_is_refused(request_for: RequestFactory) -> None:
+    m = _TrainingModel()
+    req = request_for((1.0, 1.0), (2.0, 2.0))
+    with pytest.raises(ValueError, match=r"training mode .* call model.eval\(\) first"):
+        plan_batch(m, [req], CEMConfig())
+    m.eval()
+    assert isinstance(plan_batch(m, [req], CEMConfig(samples=8, elites=2))[0], Plan)
