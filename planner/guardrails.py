@@ -16,7 +16,8 @@ returned plan is checked again by :func:`check_plan`.
 Units, per env id (positions are those of the env's ``get_state``):
 
 * ``worldplan/PushT-v0``: an env action is the pusher's relative displacement
-  in units of 100 px, in ``[-1, 1]^2``, at most 1.0 (100 px) long; agent and
+  in units of 100 px, in ``[-1, 1]^2``, at most 1.0 (100 px per 0.1 s step: the
+  pusher's speed limit) long; agent and
   block positions in px, workspace ``[0, 512]^2``.
 * ``worldplan/Maze-v0``, ``layout="umaze"`` (D4RL PointMaze U-maze
   ``#####/#GOO#/###O#/#OOO#/#####``): action = force in ``[-1, 1]^2``, at most
@@ -108,15 +109,25 @@ class Guardrails:
     """The bounds of one environment (see the module docstring for units)."""
 
     env_id: str
+    """The env these bounds belong to; a model for another env is refused."""
     action_low: tuple[float, ...]
+    """Lower bound of each entry of one env action."""
     action_high: tuple[float, ...]
+    """Upper bound of each entry of one env action."""
     max_step: float
+    """Largest L2 length of one env action (a speed limit) or of one stroke."""
     step_kind: StepKind
+    """``vector``: the action is a displacement or force; ``stroke``: ``(x0, y0, x1, y1)``."""
     workspace: Box2D
+    """Where every tracked position must stay."""
     points: tuple[str, ...]
+    """Tracked positions: ``name`` stands for the labels ``name_x, name_y``; ``*`` for all."""
     keep_out_boxes: tuple[Box2D, ...] = ()
+    """Boxes no tracked position may enter (walls)."""
     keep_out_circles: tuple[Circle, ...] = ()
+    """Discs no tracked position may enter."""
     penalty: float = 1000.0
+    """Cost per unit of state violation added to every imagined sample."""
 
     def __post_init__(self) -> None:
         if len(self.action_low) != len(self.action_high) or not self.action_low:

@@ -91,25 +91,22 @@ class Problem:
     def evaluate(self, actions: Tensor, rows: Tensor) -> Evaluation:
         """Roll out, probe and score actions (R', S, H, A) of requests ``rows`` (R',)."""
         r, s = actions.shape[:2]
-        z0 = self.z_obs.visual[rows]  # (R', T0, N, D)
-        p0 = self.z_obs.proprio[rows]  # (R', T0, P)
-        start = Latent(
-            z0[:, None].expand(r, s, *z0.shape[1:]).reshape(r * s, *z0.shape[1:]),
-            p0[:, None].expand(r, s, *p0.shape[1:]).reshape(r * s, *p0.shape[1:]),
-        )
+        start = Latent(_tile(self.z_obs.visual[rows], s), _tile(self.z_obs.proprio[rows], s))
         pred = self.model.rollout(start, actions.reshape(r * s, *actions.shape[2:]))
-        goal = self.z_goal.visual[rows]  # (R', 1, N, D)
-        goal_p = self.z_goal.proprio[rows]  # (R', 1, P)
-        target = Latent(
-            goal[:, None].expand(r, s, *goal.shape[1:]).reshape(r * s, *goal.shape[1:]),
-            goal_p[:, None].expand(r, s, *goal_p.shape[1:]).reshape(r * s, *goal_p.shape[1:]),
-        )
+        target = Latent(_tile(self.z_goal.visual[rows], s), _tile(self.z_goal.proprio[rows], s))
         objective = latent_cost(self.objective, pred, target).reshape(r, s)  # (R', S)
         states = self.model.probe(pred)  # (R'*S, H, Ds)
         states = states.reshape(r, s, *states.shape[1:])  # (R', S, H, Ds)
         cost = objective + state_penalty(states, self.rails.select(rows))
         cost = torch.where(torch.isnan(cost), torch.full_like(cost, torch.inf), cost)
         return Evaluation(cost=cost, objective=objective, states=states)
+
+
+def _tile(x: Tensor, samples: int) -> Tensor:
+    """(R', ...) -> (R' * S, ...), each row repeated S times; a view when R' is 1."""
+    if x.shape[0] == 1:
+        return x.expand(samples, *x.shape[1:])
+    return x.repeat_interleave(samples, dim=0)
 
 
 def _generator(seed: int, device: torch.device) -> torch.Generator:
