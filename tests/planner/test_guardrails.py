@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import torch
-from conftest import RequestFactory
 
 from planner import (
     Box2D,
@@ -17,6 +18,7 @@ from planner import (
     ObjectiveConfig,
     Plan,
     PlanRefused,
+    PlanRequest,
     Refusal,
     check_plan,
     guardrails_for,
@@ -26,6 +28,8 @@ from planner import (
 from planner.analytic import PointMassModel
 from planner.constraints import GuardrailTensors, clamp_actions, squash, state_violation
 from sims.maze_layouts import make_layout
+
+RequestFactory = Callable[..., PlanRequest]  # the `request_for` fixture (conftest.py)
 
 
 def test_tables_per_env() -> None:

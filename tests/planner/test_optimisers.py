@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 import torch
-from conftest import RequestFactory
 
 from planner import (
     Budget,
@@ -39,6 +38,8 @@ OPTIMISERS: list[tuple[OptimiserConfig, int]] = [
     (GradientConfig(), 100),
 ]
 IDS = ["cem", "mppi", "gradient"]
+
+RequestFactory = Callable[..., PlanRequest]  # the `request_for` fixture (conftest.py)
 
 
 def _cost_at(px: float) -> float:
