@@ -8,6 +8,8 @@ here; heavy imports (torch, the server) happen inside the commands, so
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -27,6 +29,21 @@ app.add_typer(bench_app, name="bench")
 
 for _module in (sims.cli, world_model.cli, planner.cli, server.cli, clients.cli):
     _module.register(app, bench_app)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder for the demo's outputs.")] = Path(
+        "artifacts/demo"
+    ),
+    seed: Annotated[int, typer.Option(help="Episode seed.")] = 0,
+    steps: Annotated[int, typer.Option(help="Env steps to run.")] = 120,
+) -> None:
+    """Run the main job on the shipped defaults and write what it did under ``out``."""
+    from sims.demo import record_episode  # noqa: PLC0415 - keep --help fast
+
+    path = record_episode("worldplan/PushT-v0", out, seed=seed, steps=steps)
+    typer.echo(f"wrote {path}")
 
 
 def main() -> None:
