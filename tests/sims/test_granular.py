@@ -50,48 +50,98 @@ def test_stroke_far_away_moves_nothing() -> None:
     np.testing.assert_allclose(env.get_state()[-3:-1], [2.5, -2.5], atol=1e-6)
 
 
-def swept_intruders(
-    before: np.ndarray, after: np.ndarray, start: np.ndarray, end: np.ndarray, radius: float
-) -> np.ndarray:
-    """Discs left inside the corridor the board swept, excluding where it was lowered.
+class CrossingWatch:
+    """Watches every substep of a stroke for a disc crossing the board's centre line.
 
-    A disc that the board met lies ahead of it until it slides off an end, so after the
-    stroke the corridor from the start to the board's final position, narrowed by a disc
-    diameter on each side, is empty: a disc there went through the board.
+    Board frame: ``along`` the stroke and ``across`` it. A disc that changes the side of
+    the board it is on while within the board's straight part (not around its rounded
+    ends) went through the board. Discs lying under the board where it was lowered are
+    ignored: the solver pushes them out to either side.
     """
-    length = float(np.linalg.norm(end - start))
-    u = (end - start) / length
-    lat = np.array([-u[1], u[0]])
-    a0, l0 = (before - start) @ u, (before - start) @ lat
-    gap = np.hypot(a0, l0 - np.clip(l0, -granular.BOARD_LENGTH / 2, granular.BOARD_LENGTH / 2))
-    lowered_on = gap < granular.BOARD_RADIUS + radius
-    a, lt = (after - start) @ u, (after - start) @ lat
-    inside = (a > 0) & (a < length) & (np.abs(lt) < granular.BOARD_LENGTH / 2 - 2 * radius)
-    return np.flatnonzero(inside & ~lowered_on)
+
+    def __init__(self, particles: np.ndarray, start: np.ndarray, end: np.ndarray, r: float):
+        self.u = (end - start) / np.linalg.norm(end - start)
+        self.lat = np.array([-self.u[1], self.u[0]])
+        self.half = granular.BOARD_LENGTH / 2
+        self.r = r
+        along, across = self.frame(particles, start)
+        gap = np.hypot(along, across - np.clip(across, -self.half, self.half))
+        self.watched = gap >= granular.BOARD_RADIUS + r
+        self.side = np.sign(along)
+        self.inside = np.abs(across) < self.half - r
+        self.crossed: set[int] = set()
+        self.deepest = 0.0  # largest overlap of a watched disc with the board / (r + h)
+
+    def frame(self, p: np.ndarray, centre: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return (p - centre) @ self.u, (p - centre) @ self.lat
+
+    def __call__(self, board: np.ndarray, particles: np.ndarray) -> None:
+        along, across = self.frame(particles, board)
+        inside = np.abs(across) < self.half - self.r
+        side = np.sign(along)
+        flipped = (side != self.side) & (inside | self.inside) & self.watched
+        self.crossed.update(np.flatnonzero(flipped).tolist())
+        self.side, self.inside = side, inside
+        gap = np.hypot(along, across - np.clip(across, -self.half, self.half))
+        reach = granular.BOARD_RADIUS + self.r
+        self.deepest = max(self.deepest, float(((reach - gap) / reach)[self.watched].max()))
+
+
+def watched_stroke(env: GranularEnv, start: np.ndarray, end: np.ndarray) -> CrossingWatch:
+    """Run a stroke through ``push_stroke`` with a watch, then put the result in ``env``."""
+    action = GranularEnv.stroke_to_action(start, end)
+    start, end = GranularEnv.action_to_stroke(action)  # as the env will see it
+    before = env.particles(env.get_state())
+    watch = CrossingWatch(before, start, end, env.radius)
+    after, lifted = granular.push_stroke(before, start, end, env.radius, on_substep=watch)
+    env.step(action)
+    np.testing.assert_array_equal(env.particles(env.get_state()), after)  # same physics
+    np.testing.assert_array_equal(env.get_state()[-3:-1], lifted)
+    return watch
 
 
 @pytest.mark.parametrize("n", [100, 300])
 def test_discs_never_pass_through_the_board(n: int) -> None:
     env = make(n=n, seed=3)
     rng = np.random.default_rng(0)
-    checked = 0
-    for k in range(8):
-        cx, cy, _ = GranularEnv.summary(env.get_state())
+    reach = granular.REACH
+    hits = 0
+    for k in range(8):  # into the pile from all sides
         angle = 2 * math.pi * k / 8 + rng.uniform(-0.2, 0.2)
         u = np.array([math.cos(angle), math.sin(angle)])
-        start = np.clip(np.array([cx, cy]) - 2.2 * u, -granular.REACH, granular.REACH)
-        end = np.clip(
-            np.array([cx, cy]) + rng.uniform(0.0, 1.0) * u, -granular.REACH, granular.REACH
-        )
-        before = env.particles(env.get_state())
-        stroke(env, start, end)
-        after = env.particles(env.get_state())
-        lifted = env.get_state()[-3:-1]
-        met = np.linalg.norm(after - before, axis=1) > 1e-3
-        checked += int(met.sum())
-        bad = swept_intruders(before, after, start, lifted, env.radius)
-        assert bad.size == 0, f"stroke {k}: discs {bad.tolist()} crossed the board"
-    assert checked > 50  # the strokes did hit the pile
+        centre = np.array(GranularEnv.summary(env.get_state())[:2])
+        start = np.clip(centre - 2.2 * u, -reach, reach)
+        end = np.clip(centre + rng.uniform(0.0, 1.0) * u, -reach, reach)
+        watch = watched_stroke(env, start, end)
+        assert not watch.crossed, f"discs {sorted(watch.crossed)} crossed the board"
+        assert watch.deepest < 0.6
+        hits += int(watch.deepest > 0)
+    for a, b in (((-reach, 0.0), (reach, 0.0)), ((reach, 0.3), (-reach, 0.3))):
+        watch = watched_stroke(env, np.array(a), np.array(b))  # into the rim
+        assert not watch.crossed
+        assert watch.deepest < 0.6
+    assert hits >= 6  # the strokes did meet discs
+
+
+def test_the_watch_catches_a_board_too_fast_to_hold_discs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(granular, "STROKE_STEP", 0.6)  # > disc radius + board half-thickness
+    env = make(n=300, seed=3)
+    centre = np.array(GranularEnv.summary(env.get_state())[:2])
+    watch = watched_stroke(env, centre - np.array([2.2, 0.0]), centre + np.array([1.0, 0.0]))
+    assert watch.crossed
+
+
+@pytest.mark.parametrize("n", [100, 300])
+def test_random_strokes_never_cross_the_board(n: int) -> None:
+    env = make(n=n, seed=4)
+    policy = RandomPolicy(env)
+    policy.reset(seed=1)
+    for _ in range(10):
+        start, end = GranularEnv.action_to_stroke(policy({}, {}))
+        watch = watched_stroke(env, start, end)
+        assert not watch.crossed, f"discs {sorted(watch.crossed)} crossed the board"
 
 
 def test_discs_stay_on_the_table_under_rim_squeeze() -> None:
