@@ -1,0 +1,177 @@
+"""From decoded request to plan: building planner inputs and running a batch of jobs.
+
+:func:`run_jobs` runs in the batcher's worker thread, never on the event loop:
+it encodes every observation and goal of the batch in one encoder call and plans
+every request in one :func:`planner.plan_batch` call.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch import Tensor
+
+from planner import (
+    Box2D,
+    Budget,
+    CEMConfig,
+    Circle,
+    GradientConfig,
+    GuardrailRequest,
+    Guardrails,
+    MPPIConfig,
+    Plan,
+    PlanRequest,
+    Refusal,
+    plan_batch,
+)
+from planner.config import OptimiserConfig
+from server.registry import LoadedModel
+from server.schemas import BudgetSpec, GuardrailTightening, OptimiserName
+from world_model.types import Latent
+
+#: Iterations when a request names no iteration budget (DINO-WM's CEM runs 30).
+DEFAULT_ITERATIONS: dict[str, int] = {"cem": 30, "mppi": 30, "gradient": 100}
+
+
+def optimiser_config(name: OptimiserName, horizon: int | None) -> OptimiserConfig:
+    """The optimiser's defaults with the request's horizon."""
+    config: OptimiserConfig
+    if name == "cem":
+        config = CEMConfig()
+    elif name == "mppi":
+        config = MPPIConfig()
+    else:
+        config = GradientConfig()
+    return config if horizon is None else replace(config, horizon=horizon)
+
+
+def budget_from(
+    spec: BudgetSpec, name: OptimiserName, max_iterations: int, max_ms: float
+) -> Budget:
+    """The planner budget of a request, refusing one beyond the server's limits.
+
+    Raises:
+        ValueError: the request asks for more iterations or time than the server allows.
+    """
+    iterations = spec.iterations if spec.iterations is not None else DEFAULT_ITERATIONS[name]
+    if iterations > max_iterations:
+        raise ValueError(f"budget.iterations = {iterations} exceeds this server's {max_iterations}")
+    if spec.milliseconds is not None and spec.milliseconds > max_ms:
+        raise ValueError(
+            f"budget.milliseconds = {spec.milliseconds} exceeds this server's {max_ms}"
+        )
+    return Budget(max_iterations=iterations, max_ms=spec.milliseconds, patience=spec.patience)
+
+
+def tightened(hard: Guardrails, spec: GuardrailTightening | None) -> Guardrails:
+    """Apply a request's tightening to the hard guardrails (raises GuardrailError on loosening)."""
+    if spec is None:
+        return hard
+    request = GuardrailRequest(
+        action_low=None if spec.action_low is None else tuple(spec.action_low),
+        action_high=None if spec.action_high is None else tuple(spec.action_high),
+        max_step=spec.max_step,
+        workspace=None if spec.workspace is None else Box2D(**spec.workspace.model_dump()),
+        keep_out_boxes=tuple(Box2D(**b.model_dump()) for b in spec.keep_out_boxes),
+        keep_out_circles=tuple(Circle(**c.model_dump()) for c in spec.keep_out_circles),
+    )
+    return hard.tighten(request)
+
+
+def describe(rails: Guardrails) -> list[str]:
+    """Human-readable lines naming each active guardrail."""
+    lines = [
+        f"action box low={list(rails.action_low)} high={list(rails.action_high)}",
+        f"max step {rails.max_step} ({rails.step_kind})",
+        f"workspace {rails.workspace.as_tuple()} for {list(rails.points)}",
+    ]
+    lines += [f"keep-out box {b.as_tuple()}" for b in rails.keep_out_boxes]
+    lines += [f"keep-out circle ({c.x}, {c.y}) r={c.radius}" for c in rails.keep_out_circles]
+    return lines
+
+
+@dataclass(frozen=True)
+class PlanJob:
+    """One decoded, validated request waiting for the batcher."""
+
+    loaded: LoadedModel
+    config: OptimiserConfig
+    observation: NDArray[np.uint8]  # (H, W, 3)
+    goal: NDArray[np.uint8]  # (H, W, 3)
+    proprio: NDArray[np.float32] | None  # (P,)
+    goal_proprio: NDArray[np.float32] | None  # (P,)
+    guardrails: Guardrails
+    budget: Budget
+    seed: int
+    init: Tensor | None  # (H, A) env units
+    submitted: float  # time.perf_counter() at arrival
+
+    @property
+    def key(self) -> tuple[str, OptimiserConfig]:
+        """Jobs with the same key are planned in one call."""
+        return (self.loaded.name, self.config)
+
+
+@dataclass(frozen=True)
+class PlanOutcome:
+    """What the worker thread hands back for one job."""
+
+    result: Plan | Refusal
+    z_obs: Latent  # (1, 1, ...), kept for previews
+    queue_ms: float
+    encode_ms: float
+    plan_ms: float
+
+
+def _proprio(job_value: NDArray[np.float32] | None, loaded: LoadedModel) -> Tensor:
+    """Raw proprio (P,); when absent, the training mean (a neutral value)."""
+    if job_value is None:
+        return loaded.model.proprio_mean.detach().cpu().clone()
+    return torch.from_numpy(job_value)
+
+
+def _row(z: Latent, i: int) -> Latent:
+    """Batch row ``i`` of ``z`` as a batch-1 latent."""
+    return Latent(z.visual[i : i + 1], z.proprio[i : i + 1])
+
+
+def run_jobs(jobs: list[PlanJob]) -> list[PlanOutcome]:
+    """Encode and plan a batch of jobs that share one model and optimiser config."""
+    start = time.perf_counter()
+    loaded, config = jobs[0].loaded, jobs[0].config
+    model = loaded.model
+    frames = np.stack([im for j in jobs for im in (j.observation, j.goal)])  # (2R, H, W, 3)
+    props = torch.stack(
+        [_proprio(p, loaded) for j in jobs for p in (j.proprio, j.goal_proprio)]
+    )  # (2R, P)
+    with torch.no_grad():
+        z = model.encode_images(torch.from_numpy(frames)[:, None], props[:, None])  # (2R, 1, ...)
+    encoded = time.perf_counter()
+    requests = [
+        PlanRequest(
+            z_obs=_row(z, 2 * i),
+            z_goal=_row(z, 2 * i + 1),
+            guardrails=j.guardrails,
+            budget=j.budget,
+            seed=j.seed,
+            init=j.init,
+        )
+        for i, j in enumerate(jobs)
+    ]
+    results = plan_batch(model, requests, config)
+    done = time.perf_counter()
+    return [
+        PlanOutcome(
+            result=res,
+            z_obs=req.z_obs,
+            queue_ms=(start - j.submitted) * 1000.0,
+            encode_ms=(encoded - start) * 1000.0,
+            plan_ms=(done - encoded) * 1000.0,
+        )
+        for j, req, res in zip(jobs, requests, results, strict=True)
+    ]
