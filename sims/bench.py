@@ -18,11 +18,12 @@ import json
 import logging
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,8 @@ DEFAULT_VENV_DIR = Path("artifacts/bench-venvs")
 DEFAULT_JSON = Path("artifacts/bench/sims.json")
 #: Constructor keyword arguments that turn pixels off, tried in order.
 STATE_ONLY_SWITCHES: tuple[dict[str, Any], ...] = ({"render_pixels": False}, {"obs_type": "state"})
+#: Image size asked of an env whose pixels are off (its placeholder frame stays tiny).
+STATE_ONLY_IMAGE_SIZE = 16
 _MARKER = ".worldplan-bench.json"
 
 
@@ -49,6 +52,8 @@ class OurCase:
     kwargs: dict[str, Any]
     #: ``(peer venv name, peer case id in sims._peer_bench.PEER_CASES)``.
     peers: tuple[tuple[str, str], ...] = ()
+    #: What one step is, where it is more than one control tick.
+    note: str = ""
 
 
 OUR_CASES: tuple[OurCase, ...] = (
@@ -70,7 +75,12 @@ OUR_CASES: tuple[OurCase, ...] = (
         {"layout": "tworoom"},
         (("stable-worldmodel", "swm/TwoRoom-v1"),),
     ),
-    OurCase("granular", "worldplan/Granular-v0", {}),
+    OurCase(
+        "granular",
+        "worldplan/Granular-v0",
+        {},
+        note="1 step = 1 pusher stroke (many physics substeps)",
+    ),
 )
 
 
@@ -168,7 +178,7 @@ def bench_ours(case: OurCase, config: BenchConfig) -> dict[str, Any]:
 
     state = None
     if switch is not None:
-        state = measure(make({**switch, "image_size": min(config.image_sizes)}), None, **common)
+        state = measure(make({**switch, "image_size": STATE_ONLY_IMAGE_SIZE}), None, **common)
     pixels = {
         size: measure(
             make({"image_size": size}), lambda _env, obs: obs["pixels"], size=size, **common
@@ -256,9 +266,10 @@ def _peer_env(threads: int) -> dict[str, str]:
     return env
 
 
-def run_peer(peer: PeerVenv, case_ids: list[str], config: BenchConfig) -> dict[str, Any]:
-    """Time ``case_ids`` inside ``peer``'s venv; returns the script's JSON document."""
-    python = ensure_peer_venv(peer, config.venv_dir, config.torch_spec)
+def run_peer(
+    peer: PeerVenv, python: Path, case_ids: list[str], config: BenchConfig
+) -> dict[str, Any]:
+    """Time ``case_ids`` with ``python`` (``peer``'s venv); returns the script's JSON document."""
     cmd = [str(python), "-P", str(PEER_SCRIPT)]
     cmd += [arg for case in case_ids for arg in ("--case", case)]
     cmd += [arg for size in config.image_sizes for arg in ("--size", str(size))]
@@ -288,12 +299,33 @@ def _peer_groups(cases: Iterable[OurCase]) -> dict[str, list[str]]:
     return groups
 
 
-def bench_peers(config: BenchConfig) -> dict[str, dict[str, Any]]:
-    """Time every peer case the selected envs compare against, one subprocess per venv."""
+def prepare_peers(config: BenchConfig) -> tuple[dict[str, Path], dict[str, str]]:
+    """Build (or reuse) the venv of every peer the selected envs compare against.
+
+    Returns:
+        The interpreter of each ready peer, and the error of each peer that failed.
+    """
+    ready: dict[str, Path] = {}
+    failed: dict[str, str] = {}
+    for venv_name in _peer_groups(config.cases):
+        try:
+            ready[venv_name] = ensure_peer_venv(
+                PEER_VENVS[venv_name], config.venv_dir, config.torch_spec
+            )
+        except (PeerError, OSError, subprocess.SubprocessError) as exc:
+            logger.error("peer %s: venv failed: %s", venv_name, exc)
+            failed[venv_name] = str(exc)
+    return ready, failed
+
+
+def bench_peers(config: BenchConfig, ready: dict[str, Path]) -> dict[str, dict[str, Any]]:
+    """Time every peer case in ``ready`` venvs, one subprocess per venv."""
     out: dict[str, dict[str, Any]] = {}
     for venv_name, case_ids in _peer_groups(config.cases).items():
+        if venv_name not in ready:
+            continue
         try:
-            out[venv_name] = run_peer(PEER_VENVS[venv_name], case_ids, config)
+            out[venv_name] = run_peer(PEER_VENVS[venv_name], ready[venv_name], case_ids, config)
         except (PeerError, OSError, subprocess.SubprocessError) as exc:
             logger.error("peer %s failed: %s", venv_name, exc)
             out[venv_name] = {"error": str(exc)}
@@ -356,7 +388,7 @@ def build_rows(
             available = res["available"]
             o_steps = _median(res.get("state")) if available else None
             o_frames = _median(res["pixels"][size]) if available else None
-            note = "" if available else "env not available"
+            note = case.note if available else "env not available"
             if not case.peers or not config.peers:
                 rows.append(Row(case.key, size, o_steps, o_frames, None, None, None, None, note))
                 continue
@@ -381,25 +413,88 @@ def build_rows(
     return rows
 
 
+def _merge_timings(timings: list[dict[str, Any] | None]) -> dict[str, Any] | None:
+    """Pool single-repeat timings from several rounds into one (all runs, their median)."""
+    present = [t for t in timings if t is not None]
+    if not present or len(present) != len(timings):
+        return None
+    runs = [r for t in present for r in t["runs_per_s"]]
+    return {
+        "median_per_s": statistics.median(runs),
+        "runs_per_s": runs,
+        "steps": present[0]["steps"],
+    }
+
+
+def _merge_ours(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Pool the rounds of one of our envs."""
+    first = rounds[0]
+    if not first["available"]:
+        return first
+    return {
+        **first,
+        "state": _merge_timings([r["state"] for r in rounds]),
+        "pixels": {
+            size: _merge_timings([r["pixels"][size] for r in rounds]) for size in first["pixels"]
+        },
+    }
+
+
+def _merge_peer(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Pool the rounds of one peer venv (any failed round fails the peer)."""
+    errors = [r["error"] for r in rounds if "error" in r]
+    if errors:
+        return {"error": errors[0]}
+    pooled: dict[tuple[str, str, int | None], list[dict[str, Any]]] = {}
+    for doc in rounds:
+        for res in doc["results"]:
+            pooled.setdefault((res["case"], res["mode"], res["size"]), []).append(res)
+    results = [
+        {"case": case, "mode": mode, "size": size, **(_merge_timings(list(group)) or {})}
+        for (case, mode, size), group in pooled.items()
+    ]
+    return {**rounds[0], "results": results}
+
+
+def _machine() -> dict[str, Any]:
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "load_avg_1m": os.getloadavg()[0],
+    }
+
+
 def run_bench(config: BenchConfig) -> dict[str, Any]:
-    """Run the whole benchmark and return everything as one JSON-ready document."""
+    """Run the whole benchmark and return everything as one JSON-ready document.
+
+    Each repeat is a round that times our envs and then every peer once, so that a
+    change of load on the machine hits both sides of a ratio alike; the rounds are
+    pooled into medians.
+    """
     set_threads(config.threads)
     from tqdm import tqdm  # noqa: PLC0415 (only the run needs it)
 
-    ours = [
-        bench_ours(case, config)
-        for case in tqdm(config.cases, desc="our envs", unit="env", file=sys.stderr)
-    ]
-    peers = bench_peers(config) if config.peers else {}
+    ready, failed = prepare_peers(config) if config.peers else ({}, {})
+    ours_rounds: list[list[dict[str, Any]]] = []
+    peer_rounds: list[dict[str, dict[str, Any]]] = []
+    for r in tqdm(range(config.repeats), desc="rounds", unit="round", file=sys.stderr):
+        one = replace(config, repeats=1, seed=config.seed + r)
+        previous = ours_rounds[0] if ours_rounds else [{"available": True}] * len(config.cases)
+        ours_rounds.append(
+            [
+                bench_ours(case, one) if prev["available"] else prev
+                for case, prev in zip(config.cases, previous, strict=True)
+            ]
+        )
+        peer_rounds.append(bench_peers(one, ready))
+    ours = [_merge_ours(list(per_case)) for per_case in zip(*ours_rounds, strict=True)]
+    peers = {name: _merge_peer([rnd[name] for rnd in peer_rounds]) for name in ready}
+    peers.update({name: {"error": err} for name, err in failed.items()})
     rows = build_rows(ours, peers, config)
-    config_json = {**asdict(config), "venv_dir": str(config.venv_dir)}
     return {
-        "config": config_json,
-        "machine": {
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "cpu_count": os.cpu_count(),
-        },
+        "config": {**asdict(config), "venv_dir": str(config.venv_dir)},
+        "machine": _machine(),
         "ours": ours,
         "peers": peers,
         "rows": [
@@ -409,10 +504,14 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
     }
 
 
-def _fmt(value: float | None, suffix: str = "") -> str:
+def _fmt(value: float | None) -> str:
     if value is None:
         return "-"
-    return f"{value:.2f}{suffix}" if value < 10 else f"{value:,.0f}{suffix}"
+    return f"{value:.2f}" if value < 10 else f"{value:,.0f}"
+
+
+def _fmt_ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}x"
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
@@ -435,13 +534,13 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             (
                 r["env"],
                 str(r["image_size"]),
-                _fmt(r["ours_steps"]) if r["ours_steps"] is not None else "n/a",
+                "n/a" if r["ours_steps"] is None and r["ours_frames"] else _fmt(r["ours_steps"]),
                 _fmt(r["ours_frames"]),
                 r["peer"] or "-",
                 _fmt(r["peer_steps"]),
                 _fmt(r["peer_frames"]),
-                _fmt(r["frames_ratio"], "x"),
-                _fmt(r["steps_ratio"], "x"),
+                _fmt_ratio(r["frames_ratio"]),
+                _fmt_ratio(r["steps_ratio"]),
                 r["note"],
             )
         )
@@ -458,7 +557,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             "How each peer gets an S x S frame (ours: drawn directly at S with OpenCV):",
             *notes,
         ]
-    if any(r["ours_steps"] is None for r in rows):
+    if any(r["ours_steps"] is None and r["ours_frames"] is not None for r in rows):
         text += [
             "",
             "ours steps/s n/a: the env has no switch to turn pixels off (step always renders).",

@@ -34,6 +34,8 @@ def test_cli_times_our_envs_and_writes_json(tmp_path: Path) -> None:
     assert [r["key"] for r in doc["ours"]] == ["pusht", "maze-tworoom"]
     for res in doc["ours"]:
         assert res["available"] is True
+        assert res["state_switch"] == bench.state_only_kwargs(res["env_id"])
+        assert (res["state"] is None) == (res["state_switch"] is None)
         assert set(res["pixels"]) == {"32", "48"}
         for timing in res["pixels"].values():
             assert len(timing["runs_per_s"]) == 2
@@ -64,6 +66,15 @@ def test_cli_rejects_bad_options(tmp_path: Path, args: list[str], message: str) 
     assert result.exit_code != 0
     assert message in result.output
     assert not (tmp_path / "x.json").exists()
+
+
+def test_state_only_switch_is_found_from_the_constructor() -> None:
+    assert bench.state_only_kwargs("worldplan/Maze-v0") == {"render_pixels": False}
+    gym.register(id="worldplan-test/Plain-v0", entry_point=lambda: None)
+    try:
+        assert bench.state_only_kwargs("worldplan-test/Plain-v0") is None
+    finally:
+        gym.registry.pop("worldplan-test/Plain-v0")
 
 
 def test_measure_checks_frame_size() -> None:
@@ -115,7 +126,7 @@ def test_rows_and_table_compute_ratios() -> None:
         {**r.__dict__, "frames_ratio": r.frames_ratio, "steps_ratio": r.steps_ratio} for r in rows
     ]
     table = bench.format_table(doc_rows)
-    assert "5.00x" in table
+    assert "5.0x" in table
     assert "observation_width/height" in table
 
 
@@ -155,3 +166,27 @@ def test_peer_script_imports_env_module_without_package_init(
     np.testing.assert_array_equal(obs, np.zeros(1))
     for name in [m for m in sys.modules if m.startswith("peerpkg")]:
         monkeypatch.delitem(sys.modules, name)
+
+
+def test_rounds_pool_into_one_median() -> None:
+    def doc(rates: dict[int | None, float]) -> dict[str, Any]:
+        results = [
+            {
+                "case": "swm/PushT-v1",
+                "mode": "state" if size is None else "pixels",
+                "size": size,
+                "median_per_s": rate,
+                "runs_per_s": [rate],
+                "steps": 10,
+            }
+            for size, rate in rates.items()
+        ]
+        return {"sizing": {}, "results": results}
+
+    rounds = [doc({None: 1.0, 96: 10.0}), doc({None: 3.0, 96: 30.0}), doc({None: 2.0, 96: 5.0})]
+    pooled = bench._merge_peer(rounds)
+    by_size = {r["size"]: r for r in pooled["results"]}
+    assert by_size[None]["runs_per_s"] == [1.0, 3.0, 2.0]
+    assert by_size[None]["median_per_s"] == 2.0
+    assert by_size[96]["median_per_s"] == 10.0
+    assert bench._merge_peer([*rounds, {"error": "exit 1"}]) == {"error": "exit 1"}
