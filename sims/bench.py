@@ -158,7 +158,8 @@ def state_only_kwargs(env_id: str) -> dict[str, Any] | None:
 def bench_ours(case: OurCase, config: BenchConfig) -> dict[str, Any]:
     """Time one of our envs: without pixels (if it can) and rendering at each size.
 
-    An env whose module does not exist yet is reported as unavailable, not raised.
+    An env whose module does not exist yet, or that raises while being timed, is
+    reported (``available`` False, ``error``) and logged, so the other rows still come.
     """
     result: dict[str, Any] = {"key": case.key, "env_id": case.env_id, "kwargs": case.kwargs}
     try:
@@ -166,6 +167,15 @@ def bench_ours(case: OurCase, config: BenchConfig) -> dict[str, Any]:
     except (ImportError, AttributeError) as exc:  # env module not written yet
         logger.warning("%s: not available (%s)", case.key, exc)
         return {**result, "available": False, "error": f"{type(exc).__name__}: {exc}"}
+    try:
+        timed = _time_ours(case, config, switch)
+    except Exception as exc:  # any env bug becomes a reported row, not a lost run
+        logger.exception("%s: failed while timing", case.key)
+        return {**result, "available": False, "error": f"{type(exc).__name__}: {exc}"}
+    return {**result, "available": True, "state_switch": switch, **timed}
+
+
+def _time_ours(case: OurCase, config: BenchConfig, switch: dict[str, Any] | None) -> dict[str, Any]:
     common = {
         "steps": config.steps,
         "warmup": config.warmup,
@@ -185,13 +195,7 @@ def bench_ours(case: OurCase, config: BenchConfig) -> dict[str, Any]:
         ).to_json()
         for size in config.image_sizes
     }
-    return {
-        **result,
-        "available": True,
-        "state_switch": switch,
-        "state": None if state is None else state.to_json(),
-        "pixels": pixels,
-    }
+    return {"state": None if state is None else state.to_json(), "pixels": pixels}
 
 
 # --- peer venvs -----------------------------------------------------------------------
@@ -388,7 +392,7 @@ def build_rows(
             available = res["available"]
             o_steps = _median(res.get("state")) if available else None
             o_frames = _median(res["pixels"][size]) if available else None
-            note = case.note if available else "env not available"
+            note = case.note if available else f"not timed: {res['error']}"
             if not case.peers or not config.peers:
                 rows.append(Row(case.key, size, o_steps, o_frames, None, None, None, None, note))
                 continue

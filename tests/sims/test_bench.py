@@ -190,3 +190,32 @@ def test_rounds_pool_into_one_median() -> None:
     assert by_size[None]["median_per_s"] == 2.0
     assert by_size[96]["median_per_s"] == 10.0
     assert bench._merge_peer([*rounds, {"error": "exit 1"}]) == {"error": "exit 1"}
+
+
+class _BrokenEnv(gym.Env[np.ndarray, np.ndarray]):
+    observation_space = gym.spaces.Box(-1, 1, (1,))
+    action_space = gym.spaces.Box(-1, 1, (1,))
+
+    def __init__(self, image_size: int = 32) -> None:
+        del image_size
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        return np.zeros(1, np.float32), {}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        raise RuntimeError("physics exploded")
+
+
+def test_env_that_raises_is_reported_in_its_row() -> None:
+    gym.register(id="worldplan-test/Broken-v0", entry_point=_BrokenEnv)
+    try:
+        case = bench.OurCase("broken", "worldplan-test/Broken-v0", {})
+        config = bench.BenchConfig(peers=False, steps=2, repeats=1, image_sizes=(32,))
+        res = bench.bench_ours(case, config)
+    finally:
+        gym.registry.pop("worldplan-test/Broken-v0")
+    assert res["available"] is False
+    assert res["error"] == "RuntimeError: physics exploded"
