@@ -12,8 +12,10 @@ S probed state dim.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -112,6 +114,43 @@ class NormStats:
             "state_mean": self.state_mean,
             "state_std": self.state_std,
         }
+
+
+def default_configs(
+    spec: ModelSpec,
+    num_patches: int,
+    embed_dim: int,
+    proprio_dim: int,
+    **predictor: Any,
+) -> tuple[PredictorConfig, ProbeConfig, DecoderConfig]:
+    """The CPU-sized configs for an encoder with ``num_patches`` x ``embed_dim`` tokens.
+
+    Args:
+        spec: The model spec (action dims, history, state labels).
+        num_patches: Encoder tokens per frame N.
+        embed_dim: Encoder feature dim D.
+        proprio_dim: Proprio dim P.
+        **predictor: Overrides of :class:`PredictorConfig` fields (depth, width, merge...).
+
+    Returns:
+        Predictor, probe and decoder configs that agree with each other and with ``spec``.
+        Unless overridden, ``merge`` is 2 for an even square grid of 8 x 8 tokens or more
+        (the CPU-speed default, see :mod:`world_model.predictor`), else 1.
+    """
+    grid = math.isqrt(num_patches)
+    square_even = grid * grid == num_patches and grid % 2 == 0
+    predictor.setdefault("merge", 2 if square_even and grid >= 8 else 1)
+    pred = PredictorConfig(
+        num_patches=num_patches,
+        embed_dim=embed_dim,
+        action_dim=spec.action_dim,
+        proprio_dim=proprio_dim,
+        history=spec.history,
+        **predictor,
+    )
+    probe = ProbeConfig(num_patches, embed_dim, proprio_dim, len(spec.state_labels))
+    dec = DecoderConfig(num_patches, embed_dim)
+    return pred, probe, dec
 
 
 def pack_actions(env_actions: Tensor, frameskip: int) -> Tensor:

@@ -9,10 +9,14 @@ Attention is full within a frame and causal across frames, so the output at fram
 Sized for a CPU: the concatenated token (``D + action_emb_dim + proprio_emb_dim``
 wide, 404 for DINOv2 ViT-S) is projected to a smaller ``width`` inside the
 predictor and projected back to ``D`` at the output. DINO-WM runs its 6-deep,
-16-head transformer at the full 404 width; here the default is 4 blocks of width
-128 with 4 heads, which rolls out 256 candidate plans fast enough to plan on two
-cores. With ``residual=True`` (default) the predictor outputs the change of the
-features, so an untrained predictor starts from the copy-last-frame baseline.
+16-head transformer at the full 404 width with a 2048 MLP; here the default is 4
+blocks of width 128, 4 heads and a 256 MLP. ``merge=2`` further groups 2 x 2
+neighbouring patches into one predictor token (4x fewer tokens, 16x less attention);
+:func:`world_model.model.default_configs` turns it on for grids of 8 x 8 and more,
+so that 256 candidate plans roll out at a few hundred steps/s on two cores
+(``worldplan bench model``). With ``residual=True`` (default) the predictor outputs
+the change of the features, so an untrained predictor starts from the
+copy-last-frame baseline.
 
 Shapes: B batch, T frames (``T <= history``), N patch tokens, D feature dim,
 A planning-action dim, P proprio dim, W internal width.
@@ -20,10 +24,12 @@ A planning-action dim, P proprio dim, W internal width.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F  # noqa: N812
+from einops import rearrange
 from torch import Tensor, nn
 
 
@@ -51,12 +57,15 @@ class PredictorConfig:
     heads: int = 4
     #: Internal token width W; 0 keeps the concatenated width ``D + emb dims`` (no projection).
     width: int = 128
-    #: Hidden width of each block's MLP.
-    mlp_dim: int = 512
+    #: Hidden width of each block's MLP (2 x width: the MLP dominates the cost on a CPU).
+    mlp_dim: int = 256
     #: Dropout on attention outputs and MLPs during training (DINO-WM: 0.1).
     dropout: float = 0.1
     #: Predict the change of features (and proprio) rather than the features themselves.
     residual: bool = True
+    #: Merge ``merge x merge`` neighbouring patches of the (square) token grid into one
+    #: predictor token (1: one token per patch, as DINO-WM). 2 cuts the tokens 4x.
+    merge: int = 1
 
     def __post_init__(self) -> None:
         positive = {
@@ -68,6 +77,7 @@ class PredictorConfig:
             "heads": self.heads,
             "mlp_dim": self.mlp_dim,
             "action_emb_dim": self.action_emb_dim,
+            "merge": self.merge,
         }
         for name, value in positive.items():
             if not isinstance(value, int) or value < 1:
@@ -83,6 +93,12 @@ class PredictorConfig:
             raise ValueError("PredictorConfig.proprio_emb_dim must be >= 1 when proprio_dim > 0")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"PredictorConfig.dropout must be in [0, 1), got {self.dropout}")
+        grid = math.isqrt(self.num_patches)
+        if self.merge > 1 and (grid * grid != self.num_patches or grid % self.merge):
+            raise ValueError(
+                f"PredictorConfig.merge={self.merge} needs a square token grid whose side is a "
+                f"multiple of {self.merge}, got {self.num_patches} tokens"
+            )
         if self.model_width % self.heads != 0:
             raise ValueError(
                 f"PredictorConfig.heads ({self.heads}) must divide the token width "
@@ -90,10 +106,15 @@ class PredictorConfig:
             )
 
     @property
+    def tokens_per_frame(self) -> int:
+        """Predictor tokens per frame: ``N / merge**2``."""
+        return self.num_patches // (self.merge * self.merge)
+
+    @property
     def token_dim(self) -> int:
-        """Width of a concatenated input token: ``D + action_emb_dim + proprio_emb_dim``."""
+        """Width of a concatenated input token: ``merge**2 D + action_emb + proprio_emb``."""
         proprio = self.proprio_emb_dim if self.proprio_dim > 0 else 0
-        return self.embed_dim + self.action_emb_dim + proprio
+        return self.merge * self.merge * self.embed_dim + self.action_emb_dim + proprio
 
     @property
     def model_width(self) -> int:
@@ -172,13 +193,13 @@ class Predictor(nn.Module):
         self.action_emb = nn.Linear(c.action_dim, c.action_emb_dim)
         self.proprio_emb = nn.Linear(c.proprio_dim, c.proprio_emb_dim) if c.proprio_dim else None
         self.proj_in: nn.Module = nn.Linear(c.token_dim, w) if c.width else nn.Identity()
-        self.pos_emb = nn.Parameter(torch.zeros(1, c.history * c.num_patches, w))
+        self.pos_emb = nn.Parameter(torch.zeros(1, c.history * c.tokens_per_frame, w))
         nn.init.trunc_normal_(self.pos_emb, std=0.02)
         self.blocks = nn.ModuleList(
             _Block(w, c.heads, c.mlp_dim, c.dropout) for _ in range(c.depth)
         )
         self.norm = nn.LayerNorm(w)
-        self.visual_out = nn.Linear(w, c.embed_dim)
+        self.visual_out = nn.Linear(w, c.merge * c.merge * c.embed_dim)
         self.proprio_out = nn.Linear(w, c.proprio_dim) if c.proprio_dim else None
         if c.residual:  # start at the copy-last-frame prediction
             nn.init.zeros_(self.visual_out.weight)
@@ -192,7 +213,7 @@ class Predictor(nn.Module):
         """The block-causal mask for ``frames`` frames, built once per (T, device)."""
         key = (frames, str(device))
         if key not in self._masks:
-            self._masks[key] = block_causal_mask(frames, self.config.num_patches, device)
+            self._masks[key] = block_causal_mask(frames, self.config.tokens_per_frame, device)
         return self._masks[key]
 
     def forward(self, visual: Tensor, proprio: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
@@ -207,17 +228,25 @@ class Predictor(nn.Module):
             ``(visual_next (B, T, N, D), proprio_next (B, T, P))``; entry t predicts frame t+1.
         """
         self._check_inputs(visual, proprio, actions)
-        b, t, n, _ = visual.shape
-        parts = [visual, self.action_emb(actions)[:, :, None].expand(b, t, n, -1)]  # (B,T,N,*)
+        b, t = visual.shape[:2]
+        m = self.config.merge
+        n = self.config.tokens_per_frame  # n = N / m^2 predictor tokens per frame
+        side = math.isqrt(n)
+        tokens = self._merge(visual, side)  # (B, T, n, m*m*D)
+        parts = [tokens, self.action_emb(actions)[:, :, None].expand(b, t, n, -1)]  # (B,T,n,*)
         if self.proprio_emb is not None:
             parts.append(self.proprio_emb(proprio)[:, :, None].expand(b, t, n, -1))
-        x = self.proj_in(torch.cat(parts, dim=-1).flatten(1, 2))  # (B, T*N, W)
-        x = x + self.pos_emb[:, : t * n]  # (B, T*N, W)
-        mask = self.mask(t, x.device)  # (T*N, T*N)
+        x = self.proj_in(torch.cat(parts, dim=-1).flatten(1, 2))  # (B, T*n, W)
+        x = x + self.pos_emb[:, : t * n]  # (B, T*n, W)
+        mask = self.mask(t, x.device)  # (T*n, T*n)
         for block in self.blocks:
-            x = block(x, mask)  # (B, T*N, W)
-        x = self.norm(x).view(b, t, n, -1)  # (B, T, N, W)
-        visual_next = self.visual_out(x)  # (B, T, N, D)
+            x = block(x, mask)  # (B, T*n, W)
+        x = self.norm(x).view(b, t, n, -1)  # (B, T, n, W)
+        visual_next = self.visual_out(x)  # (B, T, n, m*m*D)
+        if m > 1:
+            visual_next = rearrange(
+                visual_next, "b t (h w) (p q d) -> b t (h p w q) d", h=side, p=m, q=m
+            )  # (B, T, N, D)
         if self.proprio_out is not None:
             proprio_next = self.proprio_out(x.mean(dim=2))  # (B, T, P)
         else:
@@ -226,6 +255,13 @@ class Predictor(nn.Module):
             visual_next = visual_next + visual
             proprio_next = proprio_next + proprio
         return visual_next, proprio_next
+
+    def _merge(self, visual: Tensor, side: int) -> Tensor:
+        """(B, T, N, D) -> (B, T, N / m^2, m^2 D): group m x m neighbouring patches."""
+        m = self.config.merge
+        if m == 1:
+            return visual
+        return rearrange(visual, "b t (h p w q) d -> b t (h w) (p q d)", h=side, p=m, q=m)
 
     def _check_inputs(self, visual: Tensor, proprio: Tensor, actions: Tensor) -> None:
         c = self.config

@@ -172,3 +172,39 @@ def test_bad_input_shapes_are_reported() -> None:
         pred(vis, prop, act[..., :2])
     with pytest.raises(ValueError, match="visual must be"):
         pred(vis[..., :3], prop, act)
+
+
+def test_merged_tokens_keep_causality_and_spatial_layout() -> None:
+    torch.manual_seed(0)
+    cfg = PredictorConfig(16, D, A, P, history=3, depth=2, heads=2, width=8, mlp_dim=16, merge=2)
+    assert cfg.tokens_per_frame == 4
+    pred = Predictor(cfg).eval()
+    assert pred.mask(3, torch.device("cpu")).shape == (12, 12)
+    gen = torch.Generator().manual_seed(1)
+    vis = torch.randn(2, 3, 16, D, generator=gen)
+    prop = torch.randn(2, 3, P, generator=gen)
+    act = torch.randn(2, 3, A, generator=gen)
+    # merge then unmerge is the identity on the 4x4 grid
+    merged = pred._merge(vis, 2)
+    assert merged.shape == (2, 3, 4, 4 * D)
+    assert torch.equal(merged[0, 0, 0, :D], vis[0, 0, 0])  # patch (0, 0)
+    assert torch.equal(merged[0, 0, 0, D : 2 * D], vis[0, 0, 1])  # patch (0, 1)
+    assert torch.equal(merged[0, 0, 0, 2 * D : 3 * D], vis[0, 0, 4])  # patch (1, 0)
+    v0, _ = pred(vis, prop, act)
+    assert torch.equal(v0, vis)  # residual + zero init: exact copy, so unmerge inverts merge
+    with torch.no_grad():
+        for p in pred.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    v0, _ = pred(vis, prop, act)
+    vis2 = vis.clone()
+    vis2[:, 2] += 3.0
+    v1, _ = pred(vis2, prop, act)
+    assert torch.equal(v0[:, :2], v1[:, :2])
+    assert not torch.allclose(v0[:, 2], v1[:, 2])
+
+
+def test_merge_needs_divisible_square_grid() -> None:
+    with pytest.raises(ValueError, match="merge=2"):
+        PredictorConfig(12, D, A, P, width=8, heads=2, merge=2)
+    with pytest.raises(ValueError, match="merge=2"):
+        PredictorConfig(9, D, A, P, width=8, heads=2, merge=2)
