@@ -301,7 +301,8 @@ def run_peer_case(
     return rows
 
 
-def _versions(packages: list[str]) -> dict[str, str | None]:
+def package_versions(packages: list[str]) -> dict[str, str | None]:
+    """Installed version of each distribution, None for those not installed."""
     found: dict[str, str | None] = {}
     for pkg in packages:
         try:
@@ -346,7 +347,9 @@ def main(argv: list[str] | None = None) -> None:
     packages = sorted({PEER_CASES[n].package for n in args.case})
     doc = {
         "python": platform.python_version(),
-        "versions": _versions([*packages, "pymunk", "pygame", "gymnasium", "numpy", "torch"]),
+        "versions": package_versions(
+            [*packages, "pymunk", "pygame", "gymnasium", "numpy", "torch"]
+        ),
         "sizing": {name: PEER_CASES[name].sizing for name in args.case},
         "import_mode": {name: PEER_CASES[name].import_mode for name in args.case},
         "results": results,

@@ -29,7 +29,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from sims._peer_bench import PEER_CASES, measure, set_threads
+from sims._peer_bench import PEER_CASES, measure, package_versions, set_threads
 
 logger = logging.getLogger(__name__)
 
@@ -227,6 +227,18 @@ def _pip(python: Path, args: list[str], log_path: Path) -> None:
         raise PeerError(f"pip {' '.join(args)} failed; see {log_path}:\n" + "\n".join(tail))
 
 
+def _check_cpu_torch(python: Path, torch_spec: str) -> None:
+    """Raise unless the torch in ``python``'s venv is a CPU-only build."""
+    probe = "import torch; print(torch.__version__, torch.version.cuda)"
+    done = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, check=False)
+    version, _, cuda = done.stdout.strip().partition(" ")
+    if done.returncode != 0 or cuda != "None":
+        raise PeerError(
+            f"{torch_spec!r} gave torch {version or '?'} with CUDA {cuda or '?'}; the bench "
+            "needs a CPU build: pass --torch-spec naming a CPU wheel (e.g. a local file)"
+        )
+
+
 def ensure_peer_venv(peer: PeerVenv, venv_dir: Path, torch_spec: str) -> Path:
     """Return the interpreter of ``peer``'s venv, creating and installing it if needed.
 
@@ -249,6 +261,7 @@ def ensure_peer_venv(peer: PeerVenv, venv_dir: Path, torch_spec: str) -> Path:
     if peer.needs_torch:
         logger.info("%s: installing %s", peer.name, torch_spec)
         _pip(python, [torch_spec], log_path)
+        _check_cpu_torch(python, torch_spec)
         pin = venv / "constraints.txt"
         pin.write_text(torch_spec + "\n", encoding="utf-8")
         constraints = ["-c", str(pin)]
@@ -461,11 +474,13 @@ def _merge_peer(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _machine() -> dict[str, Any]:
+    packages = ("pymunk", "gymnasium", "numpy", "opencv-python-headless")
     return {
         "platform": platform.platform(),
         "python": platform.python_version(),
         "cpu_count": os.cpu_count(),
         "load_avg_1m": os.getloadavg()[0],
+        "versions": package_versions(list(packages)),
     }
 
 
