@@ -219,3 +219,29 @@ def test_env_that_raises_is_reported_in_its_row() -> None:
         gym.registry.pop("worldplan-test/Broken-v0")
     assert res["available"] is False
     assert res["error"] == "RuntimeError: physics exploded"
+
+
+def test_peer_script_prints_one_json_document(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    toy = _peer_bench.PeerCase(
+        package="gymnasium",
+        module="sims",
+        env_id="worldplan/Maze-v0",
+        entry_point="sims.maze:MazeEnv",
+        import_mode="package",
+        state_kwargs={"render_pixels": False},
+        pixel_kwargs={"image_size": "{size}", "layout": "tworoom"},
+        frame_from="render",
+        sizing="drawn at S",
+    )
+    monkeypatch.setitem(_peer_bench.PEER_CASES, "toy/Maze", toy)
+    args = ["--case", "toy/Maze", "--size", "32", "--size", "40", "--steps", "3", "--warmup", "0"]
+    _peer_bench.main([*args, "--repeats", "2"])
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1
+    doc = json.loads(out[0])
+    assert doc["versions"]["gymnasium"] == gym.__version__
+    assert doc["sizing"] == {"toy/Maze": "drawn at S"}
+    modes = [(r["mode"], r["size"], len(r["runs_per_s"])) for r in doc["results"]]
+    assert modes == [("state", None, 2), ("pixels", 32, 2), ("pixels", 40, 2)]
