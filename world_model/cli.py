@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import typer
 
+from world_model.encoder_cli import register_encoder_commands
+from world_model.pipeline_cli import register_pipeline_commands
+
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     """Add this package's commands to the top-level app and to ``worldplan bench``."""
-    del app, bench_app
+    register_encoder_commands(app)
+    register_pipeline_commands(app)
+    del bench_app
