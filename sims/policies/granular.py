@@ -27,8 +27,8 @@ from sims.granular import BOARD_RADIUS, REACH, GranularEnv
 
 EXTENSION = 1.0
 """How far beyond the picked disc a random stroke ends (table units; DINO-WM: 1.0)."""
-END_LIMIT = 2.0
-"""Random strokes end inside ``[-END_LIMIT, END_LIMIT]^2`` (DINO-WM: 1.5 for its 4.5 table)."""
+END_LIMIT = 1.5
+"""Random strokes end inside ``[-END_LIMIT, END_LIMIT]^2`` (as DINO-WM, in the same units)."""
 MIDDLE_RADIUS = 1.0
 """Random strokes pass through a disc within this distance of the discs' median."""
 MAX_TRIES = 200
