@@ -176,6 +176,7 @@ def bench_ours(case: OurCase, config: BenchConfig) -> dict[str, Any]:
 
 
 def _time_ours(case: OurCase, config: BenchConfig, switch: dict[str, Any] | None) -> dict[str, Any]:
+    set_threads(config.threads)  # again: the env module may just have imported cv2
     common = {
         "steps": config.steps,
         "warmup": config.warmup,
