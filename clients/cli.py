@@ -1,10 +1,199 @@
-"""Commands of the ``clients`` package for the ``worldplan`` command line."""
+"""Commands of the ``clients`` package for the ``worldplan`` command line: ``worldplan eval``.
+
+``worldplan eval --server URL`` talks to a running server. Without ``--server``
+the service runs in this process: the composition root (``worldplan/cli.py``,
+the one place allowed to import the server) hands this module a factory with
+:func:`set_app_factory` (an ASGI app accepting a given API key; it is served
+through :class:`clients.inprocess.InProcessTransport`) or, for tests and other
+transports, :func:`set_transport_factory`.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
 import typer
+
+if TYPE_CHECKING:
+    import httpx
+
+    from clients.evaluate import EvalResult
+
+log = logging.getLogger(__name__)
+
+API_KEY_ENV = "WORLDPLAN_API_KEY"
+"""Environment variable read for the API key when ``--api-key`` is not given."""
+
+TransportFactory = Callable[[str], "httpx.BaseTransport"]
+_factory: TransportFactory | None = None
+
+
+def set_transport_factory(factory: TransportFactory | None) -> None:
+    """Serve ``worldplan eval`` without ``--server`` through ``factory(api_key)``."""
+    global _factory  # noqa: PLW0603 - one hook set by the composition root
+    _factory = factory
+
+
+def set_app_factory(factory: Callable[[str], Any] | None) -> None:
+    """Serve ``worldplan eval`` without ``--server`` from ``factory(api_key)``, an ASGI app.
+
+    The app runs in this process with its lifespan (model loading at start-up) and
+    must accept ``api_key`` in ``X-API-Key``.
+    """
+    if factory is None:
+        set_transport_factory(None)
+        return
+
+    def transport(api_key: str) -> httpx.BaseTransport:
+        from clients.inprocess import InProcessTransport  # noqa: PLC0415
+
+        return InProcessTransport(factory(api_key))
+
+    set_transport_factory(transport)
+
+
+def _parse_budgets(text: str | None) -> tuple[int | None, ...]:
+    if text is None or not text.strip():
+        return (None,)
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError as exc:
+        raise typer.BadParameter(
+            f"--budgets must be comma-separated iteration counts like 10,30,100, got {text!r}"
+        ) from exc
+    if not values or min(values) < 1:
+        raise typer.BadParameter(f"--budgets must be iteration counts >= 1, got {text!r}")
+    return values
+
+
+def _client(server: str | None, api_key: str | None) -> Any:
+    from clients.client import WorldplanClient  # noqa: PLC0415
+
+    key = api_key or os.environ.get(API_KEY_ENV)
+    if server is not None:
+        return WorldplanClient(server, api_key=key)
+    if _factory is None:
+        raise typer.BadParameter(
+            "no in-process service is available here; pass --server URL of a running "
+            "`worldplan serve`",
+            param_hint="--server",
+        )
+    key = key or secrets.token_urlsafe(24)
+    return WorldplanClient(api_key=key, transport=_factory(key))
+
+
+def _table(result: EvalResult) -> str:
+    rows = [
+        (
+            "controller",
+            "success",
+            "95% CI",
+            f"mean {result.planned[0].metric_name}",
+            "plan ms",
+            "plan ms/step",
+            "round trip ms",
+        )
+    ]
+    for s in [*result.planned, *result.baselines]:
+        rows.append(
+            (
+                s.controller,
+                f"{s.successes}/{s.episodes} = {s.success_rate:.2f}",
+                f"[{s.ci_low:.2f}, {s.ci_high:.2f}]",
+                f"{s.mean_final_metric:.3f}",
+                "-" if s.mean_plan_ms is None else f"{s.mean_plan_ms:.1f}",
+                "-" if s.plan_ms_per_env_step is None else f"{s.plan_ms_per_env_step:.1f}",
+                "-" if s.mean_round_trip_ms is None else f"{s.mean_round_trip_ms:.1f}",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
+
+
+def _tick(bar: Any) -> None:
+    bar.update(1)
+
+
+def eval_command(  # noqa: PLR0917 - typer maps each parameter to an option
+    env: Annotated[str, typer.Option(help="pusht, maze, umaze, tworoom, granular, or an env id.")],
+    episodes: Annotated[int, typer.Option(min=1, help="Episodes (seeds) per controller.")] = 10,
+    planner: Annotated[
+        Literal["cem", "gradient", "mppi"], typer.Option(help="Optimiser of the service.")
+    ] = "cem",
+    seed: Annotated[
+        int, typer.Option(min=0, help="Base seed: episode i resets with seed+i.")
+    ] = 100_000,
+    server: Annotated[
+        str | None, typer.Option(help="URL of a running server; in-process when omitted.")
+    ] = None,
+    api_key: Annotated[str | None, typer.Option(help=f"API key (default: ${API_KEY_ENV}).")] = None,
+    model: Annotated[str | None, typer.Option(help="Model bundle (default: the env's).")] = None,
+    goal_steps: Annotated[
+        int, typer.Option(min=1, help="Env steps to the goal: 25 (DINO-WM), 50 or 100 (harder).")
+    ] = 25,
+    execute_steps: Annotated[
+        int | None, typer.Option(min=1, help="Planning steps executed per plan (default: all).")
+    ] = None,
+    max_steps: Annotated[
+        int | None, typer.Option(min=1, help="Env steps per episode (default: per env).")
+    ] = None,
+    budgets: Annotated[
+        str | None, typer.Option(help="Optimiser iterations per plan, e.g. 10,30,100.")
+    ] = None,
+    horizon: Annotated[int | None, typer.Option(min=1, help="Planning horizon.")] = None,
+    baselines: Annotated[bool, typer.Option(help="Also run random and no-op.")] = True,
+    video: Annotated[Path | None, typer.Option(help="Write one video per episode here.")] = None,
+    video_format: Annotated[Literal["gif", "mp4"], typer.Option(help="Video format.")] = "gif",
+    out: Annotated[Path, typer.Option(help="Results JSON (the plot goes beside it, .png).")] = Path(
+        "artifacts/eval/results.json"
+    ),
+) -> None:
+    """Closed-loop evaluation: success rate (95% Wilson CI), final metric, plan time."""
+    from tqdm import tqdm  # noqa: PLC0415
+
+    from clients.evaluate import EvalConfig, evaluate, write_outputs  # noqa: PLC0415
+
+    try:
+        config = EvalConfig(
+            env=env,
+            episodes=episodes,
+            planner=planner,
+            seed=seed,
+            model=model,
+            goal_steps=goal_steps,
+            execute_steps=execute_steps,
+            max_steps=max_steps,
+            budgets=_parse_budgets(budgets),
+            horizon=horizon,
+            baselines=baselines,
+            video_dir=video,
+            video_format=video_format,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    from clients.errors import WorldplanError  # noqa: PLC0415
+
+    runs = len(config.budgets) + (2 if baselines else 0)
+    try:
+        with (
+            _client(server, api_key) as client,
+            tqdm(total=runs * episodes, desc="episodes") as bar,
+        ):
+            result = evaluate(client, config, on_episode=lambda _: _tick(bar))
+    except (WorldplanError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    plot = write_outputs(result, out)
+    typer.echo(_table(result))
+    typer.echo(f"wrote {out} and {plot}")
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     """Add this package's commands to the top-level app and to ``worldplan bench``."""
-    del app, bench_app
+    del bench_app
+    app.command("eval")(eval_command)
