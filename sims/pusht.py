@@ -33,16 +33,18 @@ Where this differs from the reference, and why:
   never moves the origin (the reference sets the position first, which rotates
   the body about its centre of gravity and shifts the origin).
 * Markov state. Chipmunk integrates positions with the velocity left by the
-  previous physics step, so the reference carries hidden momentum (the T's
-  last contact velocity and cached contact impulses) from one env step to the
-  next. Here each env step ends by applying that pending displacement at once,
-  zeroing the T's velocity and forgetting cached contacts. The trajectory of
-  the T is the same up to solver warm starting, and the 7-number state below is
-  the whole state: :meth:`PushTEnv.set_state` followed by a step gives
-  bit-identical results to the env the state was read from, and pickling goes
-  through the state.
+  previous physics step, and remembers cached contact impulses, its
+  spatial-index layout and shape ids; the reference therefore carries hidden
+  state from one env step to the next. Here each env step ends by applying the
+  T's pending displacement at once and zeroing its velocity, and before any
+  step that may involve a contact the space is rebuilt from the state. The T's
+  trajectory is the same up to solver warm starting across env steps, and the
+  7-number state below is the whole state: :meth:`PushTEnv.set_state` (or
+  unpickling, which goes through the state) followed by the same actions gives
+  bit-identical results to the env the state was read from.
 * Reset. Positions are drawn from continuous uniforms (the reference draws
-  integers), and a start where the pusher overlaps the T is redrawn.
+  integers), and a start where the pusher overlaps the T, or the T a wall
+  (the stem can reach 120 px from the origin), is redrawn.
 * Targets. A relative action ``a`` in ``[-1, 1]^2`` sets the target
   ``agent + 100 a`` (DINO-WM's convention), clipped to the workspace
   ``[0, 512]^2`` (as stable-worldmodel does).
@@ -90,6 +92,8 @@ T_OUTLINE = np.array(
     dtype=np.float64,
 )
 T_CENTROID_LOCAL = (0.0, (3600.0 * 15.0 + 2700.0 * 75.0) / T_AREA)
+# The inner faces of the walls.
+_INNER_LO, _INNER_HI = WALL_POINTS[0][0] + WALL_RADIUS, WALL_POINTS[2][0] - WALL_RADIUS
 GOAL_BLOCK_POSE = (256.0, 256.0, math.pi / 4)
 GOAL_AGENT_LOCAL = (0.0, -40.0)
 SUCCESS_POS_PX = 20.0
@@ -232,21 +236,25 @@ def agent_block_distance(agent_xy: NDArray[np.floating], pose: Pose) -> float:
     return best
 
 
-def _contact_possible(state: NDArray[np.float64]) -> bool:
-    """Whether any contact can occur during the next env step from ``state``.
+def _possible_contacts(
+    state: NDArray[np.float64], target: NDArray[np.float64]
+) -> tuple[bool, bool]:
+    """Whether the pusher may touch the T, and the T a wall, during the next env step.
 
-    Conservative: the pusher's target is at most 100 * sqrt(2) px away and the
-    critically damped PD rule cannot carry it further than that plus twice its
-    current momentum over 0.1 s; a T that is not pushed does not move.
+    Conservative bounds: under the critically damped PD rule the pusher travels
+    at most the distance to its target plus less than ``0.04 |v|`` of momentum
+    (0.1 |v| is used). A T that is not touched does not move; a pushed T moves
+    no point faster than 1 + 80^2 / 1932 < 4.5 times the pusher.
     """
     pose = (float(state[2]), float(state[3]), float(state[4]))
-    corners = local_to_world(T_OUTLINE, pose)
-    inner_lo, inner_hi = WALL_POINTS[0][0] + WALL_RADIUS, WALL_POINTS[2][0] - WALL_RADIUS
     margin = 2.0
-    if corners.min() < inner_lo + margin or corners.max() > inner_hi - margin:
-        return True
-    reach = ACTION_SCALE * math.sqrt(2.0) + 2.0 * math.hypot(state[5], state[6]) * DT * SUBSTEPS
-    return agent_block_distance(state[:2], pose) < AGENT_RADIUS + reach + margin
+    reach = math.hypot(target[0] - state[0], target[1] - state[1])
+    reach += math.hypot(state[5], state[6]) * DT * SUBSTEPS + margin
+    pushed = agent_block_distance(state[:2], pose) < AGENT_RADIUS + reach
+    corners = local_to_world(T_OUTLINE, pose)
+    to_wall = min(corners.min() - _INNER_LO, _INNER_HI - corners.max())
+    walls = to_wall < (4.5 * reach if pushed else 0.0) + margin
+    return pushed, walls
 
 
 def _check_state(state: object, name: str) -> NDArray[np.float64]:
@@ -267,6 +275,18 @@ def _check_state(state: object, name: str) -> NDArray[np.float64]:
             f"[-1000, 1000] px/s, got position {arr[:2].tolist()} velocity {arr[5:].tolist()}"
         )
     return arr
+
+
+def _score(s: NDArray[np.float64], g: NDArray[np.float64]) -> dict[str, float | bool]:
+    """DINO-WM's success check and the exact coverage, for checked states."""
+    pos_error = float(np.linalg.norm(s[:4] - g[:4]))
+    angle_error = angle_difference(float(s[4]), float(g[4]))
+    return {
+        "is_success": bool(pos_error < SUCCESS_POS_PX and angle_error < SUCCESS_ANGLE),
+        "coverage": coverage((s[2], s[3], s[4]), (g[2], g[3], g[4])),
+        "pos_error": pos_error,
+        "angle_error": angle_error,
+    }
 
 
 class PushTEnv(WorldEnv):
@@ -327,26 +347,9 @@ class PushTEnv(WorldEnv):
         )
         self._goal = default_goal_state()
         self._state = np.array([256.0, 400.0, 256.0, 300.0, 0.0, 0.0, 0.0])
-        self._space: pymunk.Space | None = None
-        self._agent = self._block = pymunk.Body()
-        self._apply(self._state)
+        self._build_space(self._state)
 
     # ----------------------------------------------------------------- physics
-
-    def _apply(self, state: NDArray[np.float64]) -> None:
-        """Put the simulation exactly into ``state``, with nothing remembered from before.
-
-        Chipmunk remembers cached contact impulses, its spatial-index layout and
-        shape ids between steps, and these change how contacts are solved. When a
-        contact is possible during the next env step, the bodies are rebuilt in a
-        fresh space, so the simulation from here on is a function of ``state``
-        alone. When no contact is possible (the pusher cannot reach the T and
-        the T touches no wall), the space is kept: nothing it remembers can
-        matter, and rebuilding costs more than the physics.
-        """
-        if self._space is None or _contact_possible(state):
-            self._build_space(state)
-        self._set_pose(state)
 
     def _set_pose(self, state: NDArray[np.float64]) -> None:
         self._agent.position = (float(state[0]), float(state[1]))
@@ -356,14 +359,17 @@ class PushTEnv(WorldEnv):
         self._block.velocity = (0.0, 0.0)
         self._block.angular_velocity = 0.0
 
-    def _build_space(self, state: NDArray[np.float64]) -> None:
-        """Create the space, walls, pusher and T afresh, posed at ``state``."""
+    def _build_space(self, state: NDArray[np.float64], walls: bool = True) -> None:
+        """Create the space, pusher, T and (if ``walls``) walls afresh, posed at ``state``.
+
+        The pose is set before the shapes are added (so the spatial index is
+        built where they are) and again after, because adding shapes re-derives
+        the T's mass properties and nudges its position by rounding. The walls
+        only ever touch the T, and are left out when it cannot reach them.
+        """
         space = pymunk.Space()
         space.gravity = (0.0, 0.0)
         space.damping = 0.0
-        pts = WALL_POINTS
-        for i in range(4):
-            space.add(pymunk.Segment(space.static_body, pts[i], pts[(i + 1) % 4], WALL_RADIUS))
         self._agent = pymunk.Body(body_type=pymunk.Body.KINEMATIC)
         self._block = pymunk.Body()
         shapes = [pymunk.Poly(self._block, [tuple(p) for p in _box_corners(b)]) for b in T_BOXES]
@@ -372,6 +378,15 @@ class PushTEnv(WorldEnv):
             shape.mass = (box[2] - box[0]) * (box[3] - box[1]) / T_AREA
         self._set_pose(state)
         space.add(self._agent, pymunk.Circle(self._agent, AGENT_RADIUS), self._block, *shapes)
+        self._set_pose(state)
+        if walls:
+            pts = WALL_POINTS
+            space.add(
+                *(
+                    pymunk.Segment(space.static_body, pts[i], pts[(i + 1) % 4], WALL_RADIUS)
+                    for i in range(4)
+                )
+            )
         self._space = space
 
     def _read(self) -> NDArray[np.float64]:
@@ -385,12 +400,12 @@ class PushTEnv(WorldEnv):
         )
 
     def _simulate(self, target: NDArray[np.float64]) -> None:
+        """Run the 10 physics steps, driving the pusher with the PD rule."""
         tx, ty = float(target[0]), float(target[1])
         agent, space = self._agent, self._space
-        if space is None:
-            raise RuntimeError("the simulation is not set up; call reset() first")
+        vx, vy = float(self._state[5]), float(self._state[6])  # a kinematic velocity is ours
         for _ in range(SUBSTEPS):
-            (px, py), (vx, vy) = agent.position, agent.velocity
+            px, py = agent.position
             vx += (KP * (tx - px) - KV * vx) * DT
             vy += (KP * (ty - py) - KV * vy) * DT
             agent.velocity = (vx, vy)
@@ -406,7 +421,7 @@ class PushTEnv(WorldEnv):
         """Put the simulation into ``state`` exactly (see ``state_labels``)."""
         checked = _check_state(state, "state")
         self._state = checked
-        self._apply(checked)
+        self._set_pose(checked)
 
     @property
     def goal_state(self) -> NDArray[np.float64]:
@@ -417,15 +432,7 @@ class PushTEnv(WorldEnv):
         self, state: NDArray[np.floating], goal: NDArray[np.floating]
     ) -> dict[str, float | bool]:
         """Score ``state`` against ``goal`` (DINO-WM success, exact coverage)."""
-        s, g = _check_state(state, "state"), _check_state(goal, "goal")
-        pos_error = float(np.linalg.norm(s[:4] - g[:4]))
-        angle_error = angle_difference(float(s[4]), float(g[4]))
-        return {
-            "is_success": bool(pos_error < SUCCESS_POS_PX and angle_error < SUCCESS_ANGLE),
-            "coverage": coverage((s[2], s[3], s[4]), (g[2], g[3], g[4])),
-            "pos_error": pos_error,
-            "angle_error": angle_error,
-        }
+        return _score(_check_state(state, "state"), _check_state(goal, "goal"))
 
     def _sample_state(self) -> NDArray[np.float64]:
         rng = self.np_random
@@ -434,7 +441,9 @@ class PushTEnv(WorldEnv):
             block = rng.uniform(100.0, 400.0, size=2)
             angle = rng.uniform(-math.pi, math.pi) % (2 * math.pi)  # stored in [0, 2 pi)
             pose = (float(block[0]), float(block[1]), float(angle))
-            if agent_block_distance(agent, pose) > AGENT_RADIUS + 1.0:
+            corners = local_to_world(T_OUTLINE, pose)
+            inside = corners.min() > _INNER_LO + 1.0 and corners.max() < _INNER_HI - 1.0
+            if inside and agent_block_distance(agent, pose) > AGENT_RADIUS + 1.0:
                 return np.array([*agent, *pose, 0.0, 0.0], dtype=np.float64)
 
     # --------------------------------------------------------------- gym API
@@ -458,28 +467,44 @@ class PushTEnv(WorldEnv):
         self, action: NDArray[np.float32]
     ) -> tuple[dict[str, NDArray[Any]], float, bool, bool, dict[str, Any]]:
         """Move the pusher toward agent + 100 px * action for 0.1 s (10 physics steps)."""
+        reward, terminated, info = self.step_state(action)
+        return self._observation(), reward, terminated, False, info
+
+    def step_state(self, action: NDArray[np.float32]) -> tuple[float, bool, dict[str, Any]]:
+        """:meth:`step` without drawing: ``(reward, terminated, info)``.
+
+        For state-only rollouts and benchmarks; the new state is ``info["state"]``.
+        """
         checked = check_action(action, self._action_box)
         target = np.clip(self._state[:2] + ACTION_SCALE * checked.value, 0.0, WORKSPACE)
+        pushed, walls = _possible_contacts(self._state, target)
+        if pushed or walls:
+            # Chipmunk remembers cached contact impulses, its spatial-index layout
+            # and shape ids, and these change how contacts are solved: before a
+            # step that may have contacts the space is rebuilt from the state, so
+            # the result is a function of (state, action) alone. Without contacts
+            # nothing it remembers matters, and the rebuild is skipped.
+            self._build_space(self._state, walls=walls)
         self._simulate(target)
         self._state = self._read()
-        self._apply(self._state)
+        self._set_pose(self._state)
         info = self._info(clipped=checked.clipped)
         terminated = bool(self.terminate_on_success and info["is_success"])
-        return self._observation(), float(info["coverage"]), terminated, False, info
+        return float(info["coverage"]), terminated, info
 
     def _info(self, clipped: bool) -> dict[str, Any]:
-        info: dict[str, Any] = dict(self.evaluate_state(self._state, self._goal))
+        info: dict[str, Any] = dict(_score(self._state, self._goal))
         info["state"] = self.get_state()
         info["action_clipped"] = clipped
         return info
 
     def _observation(self) -> dict[str, NDArray[Any]]:
         proprio = self._state[[0, 1, 5, 6]].astype(np.float32)
-        return {"pixels": self.render_state(self._state), "proprio": proprio}
+        return {"pixels": self._draw(self._state), "proprio": proprio}
 
     def render(self) -> NDArray[np.uint8]:
         """Return the current frame, uint8 (image_size, image_size, 3)."""
-        return self.render_state(self._state)
+        return self._draw(self._state)
 
     # ---------------------------------------------------------------- drawing
 
@@ -490,7 +515,9 @@ class PushTEnv(WorldEnv):
         in the reference's look: walls, optional goal T, the T (outlined boxes,
         so the seam between bar and stem shows), then the pusher.
         """
-        s = _check_state(state, "state")
+        return self._draw(_check_state(state, "state"))
+
+    def _draw(self, s: NDArray[np.float64]) -> NDArray[np.uint8]:
         img = self._background.copy()
         if self.draw_goal:
             goal = local_to_world(T_OUTLINE, (self._goal[2], self._goal[3], self._goal[4]))
@@ -527,5 +554,4 @@ class PushTEnv(WorldEnv):
 
     def __setstate__(self, d: dict[str, Any]) -> None:
         self.__dict__.update(d)
-        self._space = None
-        self._apply(self._state)
+        self._build_space(self._state)

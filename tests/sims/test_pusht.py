@@ -14,7 +14,15 @@ from PIL import Image
 import sims  # noqa: F401
 from sims.demo import record_episode
 from sims.policies import make_policy
-from sims.pusht import PushTEnv, block_polygons, coverage, local_to_world
+from sims.pusht import (
+    T_OUTLINE,
+    PushTEnv,
+    _possible_contacts,
+    agent_block_distance,
+    block_polygons,
+    coverage,
+    local_to_world,
+)
 
 GOAL_POSE = (256.0, 256.0, math.pi / 4)
 
@@ -259,6 +267,41 @@ def test_reset_samples_the_reference_ranges_without_overlap() -> None:
     assert states[:, 4].min() < 0.5
     assert states[:, 4].max() > 2 * math.pi - 0.5
     np.testing.assert_array_equal(states[:, 5:], 0.0)
+    for s in states:  # no start inside a wall or with the pusher inside the T
+        corners = local_to_world(T_OUTLINE, (s[2], s[3], s[4]))
+        assert corners.min() > 7.0
+        assert corners.max() < 504.0
+        assert agent_block_distance(s[:2], (s[2], s[3], s[4])) > 15.0
+
+
+@pytest.mark.parametrize("kind", ["scripted", "random"])
+def test_contact_prediction_never_misses_a_contact(kind: str) -> None:
+    # The space is rebuilt (and the walls added) only before steps that may have
+    # contacts; a step predicted contact-free must leave the T alone and clear.
+    env = gym.make("worldplan/PushT-v0", image_size=16, terminate_on_success=False)
+    inner = env.unwrapped
+    assert isinstance(inner, PushTEnv)
+    skipped = 0
+    for seed in range(2):
+        obs, info = env.reset(seed=seed)
+        policy = make_policy(env, kind, seed=seed)  # type: ignore[arg-type]
+        for _ in range(150):
+            action = policy(obs, info)
+            before = inner.get_state()
+            target = np.clip(before[:2] + 100.0 * action, 0.0, 512.0)
+            pushed, walls = _possible_contacts(before, target)
+            obs, _, _, _, info = env.step(action)
+            after = info["state"]
+            pose = (after[2], after[3], after[4])
+            if not walls:
+                corners = local_to_world(T_OUTLINE, pose)
+                assert corners.min() > 7.0
+                assert corners.max() < 504.0
+            if not (pushed or walls):
+                skipped += 1
+                np.testing.assert_array_equal(after[2:5], before[2:5])
+                assert agent_block_distance(after[:2], pose) > 15.0
+    assert skipped > 20
 
 
 def test_pickle_in_contact_gives_an_identical_future() -> None:
