@@ -145,7 +145,7 @@ def load_bundle(
         _load_weights(getattr(model, attr), path / filename, manifest["files"][filename])
     model.to(device).eval()
     if encoder is None and load_encoder:
-        encoder = _registry_encoder(spec.encoder_id, path)
+        encoder = _registry_encoder(spec, path)
     if encoder is not None:
         _check_encoder(encoder, spec, path)
         model.attach_encoder(encoder)
@@ -200,7 +200,7 @@ def _manifest(
             "provenance": spec.encoder_provenance,
             "num_patches": model.predictor.config.num_patches,
             "embed_dim": model.predictor.config.embed_dim,
-            "input_size": enc.image_size if enc is not None else None,
+            "input_size": spec.encoder_image_size or (enc.image_size if enc is not None else 0),
         },
         "image_size": spec.image_size,
         "action_dim": spec.action_dim,
@@ -241,6 +241,7 @@ def _parse_manifest(
             encoder_sha256=str(enc["sha256"]),
             encoder_provenance=str(enc.get("provenance", "")),
             env_options={str(k): str(v) for k, v in m["env_options"].items()},
+            encoder_image_size=int(enc.get("input_size") or 0),
         )
         pred = _config(PredictorConfig, m["predictor"], "predictor")
         probe = _config(ProbeConfig, m["probe"], "probe")
@@ -315,15 +316,17 @@ def _check_encoder(encoder: Encoder, spec: ModelSpec, path: Path) -> None:
         )
 
 
-def _registry_encoder(encoder_id: str, path: Path) -> Encoder:
+def _registry_encoder(spec: ModelSpec, path: Path) -> Encoder:
+    """The bundle's encoder from the registry, at the input size the bundle was trained with."""
     try:
         registry = importlib.import_module("world_model.encoders")
     except ImportError as exc:
         raise BundleError(
-            f"bundle {path} needs encoder {encoder_id!r} but the encoder registry is not "
+            f"bundle {path} needs encoder {spec.encoder_id!r} but the encoder registry is not "
             "available; pass encoder= or load_encoder=False"
         ) from exc
-    enc: Encoder = registry.load_encoder(encoder_id)
+    size = spec.encoder_image_size or None
+    enc: Encoder = registry.load_encoder(spec.encoder_id, image_size=size)
     return enc
 
 

@@ -55,6 +55,8 @@ class ModelSpec:
     encoder_provenance: str = ""
     #: Extra env options the data was collected with (e.g. the maze layout).
     env_options: dict[str, str] = field(default_factory=dict)
+    #: Side (px) the encoder resized frames to (0: the registry's default for the encoder).
+    encoder_image_size: int = 0
 
     def __post_init__(self) -> None:
         for name in ("frameskip", "env_action_dim", "history", "image_size"):
