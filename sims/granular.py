@@ -13,9 +13,9 @@ Action: ``Box(-1, 1, (4,), float32)`` = ``(x_start, y_start, x_end, y_end)`` in 
 table coordinates; world = ``REACH * action`` (``REACH`` = 2.6, so strokes start and end in
 ``[-2.6, 2.6]^2`` on the ``[-3, 3]^2`` table; DINO-WM: ``[x_start, z_start, x_end, z_end]``
 in world units). The reach stops short of the rim so that the board's face never comes
-closer to it than 0.3 (1.5 to 2.6 disc diameters). A wrong shape or a non-finite value
-raises ``ValueError`` and leaves the state untouched; out-of-box values are clipped and
-reported in ``info["action_clipped"]``.
+closer to it than 0.3 (1.7 to 2.9 disc diameters for 100 to 300 discs). A wrong shape or
+a non-finite value raises ``ValueError`` and leaves the state untouched; out-of-box values
+are clipped and reported in ``info["action_clipped"]``.
 
 One step = one stroke. The board is a pymunk segment of length ``BOARD_LENGTH`` = 1 and
 radius ``BOARD_RADIUS`` = 0.1 (a flat board with rounded ends, like DINO-WM's ~1.0 x 0.26
@@ -95,6 +95,7 @@ SETTLE_STEPS = 10
 RETAIN = 0.5
 """Fraction of its velocity a disc keeps per substep (friction with the table)."""
 SOLVER_ITERATIONS = 10
+"""pymunk solver iterations per substep."""
 OVERLAP_FIX = 0.3
 """Fraction of an overlap between shapes the solver removes per substep."""
 PILE_MASS = 100.0
@@ -106,7 +107,9 @@ BOARD_FORCE = 2.0e4
 SUCCESS_CHAMFER = 0.25
 """Success threshold on the Chamfer distance (table units)."""
 GOAL_SCALE = (0.6, 0.9)
+"""Default goals: the start scaled about its centroid by a factor drawn in this range."""
 GOAL_SHIFT = 1.0
+"""Default goals: then shifted by ``(±d, ±d)``, ``|d| <= GOAL_SHIFT``."""
 PARK = (0.0, -REACH, math.pi / 2)
 """Board pose ``(x, y, angle)`` at reset, before the first stroke."""
 MIN_PARTICLES, MAX_PARTICLES = 16, 1000
