@@ -93,6 +93,7 @@ def bench_model(  # noqa: PLR0917 - typer maps each parameter to an option
     horizon: Annotated[int, typer.Option(min=1, help="Planning steps per rollout.")] = 5,
     context: Annotated[int, typer.Option(min=1, help="Context frames of the rollout.")] = 1,
     repeats: Annotated[int, typer.Option(min=1, help="Timed calls per row (median).")] = 3,
+    matmul_size: Annotated[int, typer.Option(min=1, help="Side of the peak-FLOP/s matmul.")] = 2048,
     threads: Annotated[int, typer.Option(min=1, help="torch CPU threads.")] = 2,
     json_path: Annotated[Path, typer.Option("--json", help="JSON results file.")] = Path(
         "artifacts/bench/model.json"
@@ -105,7 +106,13 @@ def bench_model(  # noqa: PLR0917 - typer maps each parameter to an option
 
     torch.set_num_threads(threads)
     try:
-        cfg = bench.BenchConfig(batch=batch, horizon=horizon, context=context, repeats=repeats)
+        cfg = bench.BenchConfig(
+            batch=batch,
+            horizon=horizon,
+            context=context,
+            repeats=repeats,
+            matmul_size=matmul_size,
+        )
         model, enc = _bench_subject(bundle, encoder, num_patches, embed_dim)
     except (ValueError, KeyError, FileNotFoundError) as exc:
         raise typer.BadParameter(str(exc)) from exc
