@@ -147,6 +147,9 @@ def eval_command(  # noqa: PLR0917 - typer maps each parameter to an option
     ] = None,
     horizon: Annotated[int | None, typer.Option(min=1, help="Planning horizon.")] = None,
     baselines: Annotated[bool, typer.Option(help="Also run random and no-op.")] = True,
+    proprio: Annotated[
+        bool, typer.Option(help="Send proprio (off for models trained without it).")
+    ] = True,
     video: Annotated[Path | None, typer.Option(help="Write one video per episode here.")] = None,
     video_format: Annotated[Literal["gif", "mp4"], typer.Option(help="Video format.")] = "gif",
     out: Annotated[Path, typer.Option(help="Results JSON (the plot goes beside it, .png).")] = Path(
@@ -172,6 +175,7 @@ def eval_command(  # noqa: PLR0917 - typer maps each parameter to an option
             horizon=horizon,
             baselines=baselines,
             video_dir=video,
+            send_proprio=proprio,
             video_format=video_format,
         )
     except ValueError as exc:

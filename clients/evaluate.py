@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import gymnasium as gym
+import numpy as np
 
 import sims  # noqa: F401  (registers the worldplan envs)
 from clients.client import Upload, WorldplanClient
@@ -69,6 +70,8 @@ class EvalConfig:
         video_format: ``gif`` or ``mp4``.
         upload: How images are sent.
         image_format: How images are encoded.
+        send_proprio: Send the observed and goal proprio (off: the server uses the
+            model's training mean, for models trained without proprio).
     """
 
     env: str
@@ -86,6 +89,7 @@ class EvalConfig:
     video_format: Literal["gif", "mp4"] = "gif"
     upload: Upload = "json"
     image_format: ImageFormat = "png"
+    send_proprio: bool = True
 
     def __post_init__(self) -> None:
         resolve_env(self.env)
@@ -159,6 +163,17 @@ def make_env(model: ModelInfo) -> gym.Env[Any, Any]:
     return gym.make(model.env_id, **kwargs)
 
 
+def _check_proprio(env: gym.Env[Any, Any], model: ModelInfo) -> None:
+    space = env.observation_space
+    proprio = space["proprio"] if isinstance(space, gym.spaces.Dict) else None
+    dim = None if proprio is None or proprio.shape is None else int(np.prod(proprio.shape))
+    if dim != model.proprio_dim:
+        raise ValueError(
+            f"model {model.name!r} takes proprio of {model.proprio_dim} values but "
+            f"{model.env_id} observes {dim}; evaluate with send_proprio=False (--no-proprio)"
+        )
+
+
 def _label(budget: int | None) -> str:
     return "default" if budget is None else str(budget)
 
@@ -180,7 +195,7 @@ def _controllers(client: WorldplanClient, config: EvalConfig, model: ModelInfo) 
                 session,
                 f"{config.planner}@{_label(budget)}",
                 config.execute_steps,
-                send_proprio=model.proprio_dim > 0,
+                send_proprio=config.send_proprio and model.proprio_dim > 0,
                 episode_options=lambda g: {"door_y": door_y(model.env_id, g)},
             )
         )
@@ -195,6 +210,8 @@ def evaluate(
     """Run the evaluation ``config`` through ``client`` (see the module docstring)."""
     model = select_model(client.models(), resolve_env(config.env), config.model)
     env = make_env(model)
+    if config.send_proprio and model.proprio_dim > 0:
+        _check_proprio(env, model)
     try:
         goals = [
             make_goal(env, s, config.goal_steps)

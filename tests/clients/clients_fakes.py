@@ -30,7 +30,8 @@ KEY = "secret-key"
 
 def decode(data: bytes) -> NDArray[np.uint8]:
     if data.startswith(b"\x93NUMPY"):
-        return np.load(io.BytesIO(data), allow_pickle=False)
+        arr: NDArray[np.uint8] = np.load(io.BytesIO(data), allow_pickle=False)
+        return arr
     with Image.open(io.BytesIO(data)) as img:
         return np.asarray(img.convert("RGB"))
 

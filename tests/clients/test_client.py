@@ -148,7 +148,9 @@ def test_plan_record_and_preview_paths() -> None:
         (500, ServerError),
     ],
 )
-def test_errors_carry_status_and_detail_and_are_not_retried(status: int, cls: type) -> None:
+def test_errors_carry_status_and_detail_and_are_not_retried(
+    status: int, cls: type[WorldplanError]
+) -> None:
     calls: list[int] = []
     detail = f"budget.iterations: must be <= 500 (status {status})"
 

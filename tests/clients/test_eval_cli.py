@@ -1,0 +1,107 @@
+"""``worldplan eval`` end to end through a fake service (CliRunner)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import httpx
+import pytest
+import typer
+from clients_fakes import KEY, FakeService, maze_model
+from PIL import Image
+from typer.testing import CliRunner
+
+import clients.cli
+
+
+@pytest.fixture
+def app() -> typer.Typer:
+    app = typer.Typer()
+    app.add_typer(typer.Typer(), name="bench")
+    clients.cli.register(app, typer.Typer())
+    return app
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeService]:
+    service = FakeService([maze_model("tworoom"), maze_model("umaze")])
+    keys: list[str] = []
+
+    def factory(api_key: str) -> httpx.BaseTransport:
+        keys.append(api_key)
+        return service.transport()
+
+    clients.cli.set_transport_factory(factory)
+    yield service
+    clients.cli.set_transport_factory(None)
+
+
+def test_eval_writes_results_plot_and_videos(
+    app: typer.Typer, fake: FakeService, tmp_path: Path
+) -> None:
+    out = tmp_path / "res" / "results.json"
+    args = ["eval", "--env", "tworoom", "--episodes", "2", "--seed", "5", "--budgets", "3,8"]
+    args += ["--api-key", KEY, "--out", str(out), "--video", str(tmp_path / "videos")]
+    args += ["--execute-steps", "2", "--max-steps", "60"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    for name in ("cem@3", "cem@8", "random", "noop", "95% CI", "2/2 = 1.00"):
+        assert name in result.output
+    data = json.loads(out.read_text())
+    assert data["seeds"] == [5, 6]
+    assert data["env_id"] == "worldplan/Maze-v0"
+    assert data["model"]["name"] == "maze-tworoom"
+    assert [s["controller"] for s in data["summaries"]] == ["cem@3", "cem@8"]
+    assert [s["controller"] for s in data["baselines"]] == ["random", "noop"]
+    assert len(data["episodes"]) == 8
+    assert all(e["steps"] <= 60 for e in data["episodes"])
+    budgets = sorted(
+        s.options["budget"].get("iterations") for s in fake.seen if s.path == "/v1/plan"
+    )
+    assert set(budgets) == {3, 8}
+    plot = cv2.imread(str(out.with_suffix(".png")))
+    assert plot is not None
+    assert plot.shape == (440, 720, 3)
+    videos = sorted(p.name for p in (tmp_path / "videos").iterdir())
+    assert "Maze-v0_cem-3_seed5.gif" in videos
+    assert len(videos) == 8
+    assert not [p for p in (tmp_path / "videos").iterdir() if p.name.startswith(".")]
+    with Image.open(tmp_path / "videos" / "Maze-v0_cem-3_seed5.gif") as gif:
+        assert gif.n_frames > 1
+        assert gif.size == (32 * 2 + 4, 32)
+
+
+def test_eval_refuses_a_server_without_a_model_for_the_env(
+    app: typer.Typer, fake: FakeService, tmp_path: Path
+) -> None:
+    args = ["eval", "--env", "pusht", "--episodes", "1", "--out", str(tmp_path / "r.json")]
+    result = CliRunner().invoke(app, [*args, "--api-key", KEY])
+    assert result.exit_code == 1
+    assert "no model for worldplan/PushT-v0" in result.output
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_eval_reports_the_servers_message(
+    app: typer.Typer, fake: FakeService, tmp_path: Path
+) -> None:
+    args = ["eval", "--env", "umaze", "--episodes", "1", "--out", str(tmp_path / "r.json")]
+    result = CliRunner().invoke(app, [*args, "--api-key", "wrong"])
+    assert result.exit_code == 1
+    assert "HTTP 401: invalid API key" in result.output
+
+
+def test_eval_without_server_or_in_process_factory_says_what_to_do(
+    app: typer.Typer, tmp_path: Path
+) -> None:
+    result = CliRunner().invoke(app, ["eval", "--env", "pusht", "--out", str(tmp_path / "r.json")])
+    assert result.exit_code != 0
+    assert "--server" in result.output
+
+
+def test_eval_rejects_bad_budgets(app: typer.Typer, fake: FakeService) -> None:
+    result = CliRunner().invoke(app, ["eval", "--env", "tworoom", "--budgets", "10,x"])
+    assert result.exit_code != 0
+    assert "comma-separated iteration counts" in result.output
