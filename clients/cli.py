@@ -152,6 +152,12 @@ def eval_command(  # noqa: PLR0917 - typer maps each parameter to an option
     ] = True,
     video: Annotated[Path | None, typer.Option(help="Write one video per episode here.")] = None,
     video_format: Annotated[Literal["gif", "mp4"], typer.Option(help="Video format.")] = "gif",
+    upload: Annotated[
+        Literal["json", "multipart"], typer.Option(help="Images as base64 JSON or files.")
+    ] = "json",
+    image_format: Annotated[
+        Literal["png", "npy"], typer.Option(help="Image encoding: PNG or raw .npy.")
+    ] = "png",
     out: Annotated[Path, typer.Option(help="Results JSON (the plot goes beside it, .png).")] = Path(
         "artifacts/eval/results.json"
     ),
@@ -176,6 +182,8 @@ def eval_command(  # noqa: PLR0917 - typer maps each parameter to an option
             baselines=baselines,
             video_dir=video,
             send_proprio=proprio,
+            upload=upload,
+            image_format=image_format,
             video_format=video_format,
         )
     except ValueError as exc:

@@ -45,7 +45,7 @@ def test_eval_writes_results_plot_and_videos(
     out = tmp_path / "res" / "results.json"
     args = ["eval", "--env", "tworoom", "--episodes", "2", "--seed", "5", "--budgets", "3,8"]
     args += ["--api-key", KEY, "--out", str(out), "--video", str(tmp_path / "videos")]
-    args += ["--execute-steps", "2", "--max-steps", "60"]
+    args += ["--execute-steps", "2", "--max-steps", "60", "--upload", "multipart"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     for name in ("cem@3", "cem@8", "random", "noop", "95% CI", "2/2 = 1.00"):
@@ -62,6 +62,7 @@ def test_eval_writes_results_plot_and_videos(
         s.options["budget"].get("iterations") for s in fake.seen if s.path == "/v1/plan"
     )
     assert set(budgets) == {3, 8}
+    assert {s.kind for s in fake.seen if s.path == "/v1/plan"} == {"multipart"}
     plot = cv2.imread(str(out.with_suffix(".png")))
     assert plot is not None
     assert plot.shape == (440, 720, 3)
