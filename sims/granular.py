@@ -183,34 +183,61 @@ _RIM = pymunk.ShapeFilter(categories=0b10)
 _BOARD = pymunk.ShapeFilter(categories=0b100, mask=pymunk.ShapeFilter.ALL_MASKS() ^ 0b10)
 
 
-def _build_space(
-    particles: NDArray[np.float64], radius: float
-) -> tuple[pymunk.Space, list[pymunk.Body]]:
-    """A fresh pymunk world: the discs at ``particles (N, 2)`` and the table's rim."""
+def _new_space(radius: float) -> pymunk.Space:
+    """An empty pymunk world with the table's rim."""
     space = pymunk.Space()
     space.iterations = SOLVER_ITERATIONS
     space.damping = RETAIN ** (1.0 / DT)  # pymunk applies damping ** dt per substep
     space.collision_slop = 0.02 * radius
     space.collision_bias = (1.0 - OVERLAP_FIX) ** (1.0 / DT)  # pymunk: error left per second
-    mass = PILE_MASS / len(particles)
-    moment = pymunk.moment_for_circle(mass, 0.0, radius)
-    bodies: list[pymunk.Body] = []
-    items: list[Any] = []
-    for x, y in particles.tolist():
-        body = pymunk.Body(mass, moment)
-        body.position = (x, y)
-        disc = pymunk.Circle(body, radius)
-        disc.friction = 0.5
-        bodies.append(body)
-        items += (body, disc)
     t, w = TABLE_HALF, TABLE_HALF + 1.0
     for x0, y0, x1, y1 in ((-w, t, w, w), (-w, -w, w, -t), (-w, -w, -t, w), (t, -w, w, w)):
         rim = pymunk.Poly(space.static_body, [(x0, y0), (x1, y0), (x1, y1), (x0, y1)])
         rim.friction = 0.5
         rim.filter = _RIM
-        items.append(rim)
-    space.add(*items)
-    return space, bodies
+        space.add(rim)
+    return space
+
+
+class DiscPool:
+    """The pymunk discs (bodies and shapes) of ``n`` discs of one radius, made once.
+
+    Making pymunk objects costs about as much as simulating a short stroke, so an env
+    keeps one pool: each stroke puts the discs, at rest, into a fresh world and takes them
+    out after. Their solver state is flushed on the way in (a zero-length position
+    update clears the bias velocities the contact solver leaves on a body), so a stroke
+    gives bit for bit what new objects would.
+    """
+
+    def __init__(self, n: int, radius: float) -> None:
+        mass = PILE_MASS / n
+        moment = pymunk.moment_for_circle(mass, 0.0, radius)
+        self.n = n
+        self.radius = radius
+        self.bodies = [pymunk.Body(mass, moment) for _ in range(n)]
+        self._items: list[Any] = []
+        for body in self.bodies:
+            disc = pymunk.Circle(body, radius)
+            disc.friction = 0.5
+            self._items += (body, disc)
+
+    def space_with(self, particles: NDArray[np.float64]) -> pymunk.Space:
+        """A fresh world holding the discs at rest at ``particles (N, 2)``."""
+        if particles.shape != (self.n, 2):
+            raise ValueError(f"particles must be ({self.n}, 2), got {particles.shape}")
+        for body, (x, y) in zip(self.bodies, particles.tolist(), strict=True):
+            body.velocity = (0.0, 0.0)
+            body.angular_velocity = 0.0
+            pymunk.Body.update_position(body, 0.0)  # clears the solver's bias velocities
+            body.angle = 0.0
+            body.position = (x, y)
+        space = _new_space(self.radius)
+        space.add(*self._items)
+        return space
+
+    def release(self, space: pymunk.Space) -> None:
+        """Take the discs out of ``space`` so that the next stroke can use them."""
+        space.remove(*self._items)
 
 
 def _add_board(
@@ -244,7 +271,9 @@ def push_stroke(
     start: NDArray[np.float64],
     end: NDArray[np.float64],
     radius: float,
+    *,
     on_substep: SubstepHook | None = None,
+    pool: DiscPool | None = None,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Simulate one stroke of the board from ``start`` to ``end`` (table units).
 
@@ -257,12 +286,33 @@ def push_stroke(
         radius: Disc radius.
         on_substep: Called after every substep of the push with the board's position
             ``(2,)`` and the discs' ``(N, 2)`` (for inspecting the physics).
+        pool: Reusable discs for ``N`` and ``radius`` (made here if None); only speed.
 
     Returns:
         Where the discs come to rest after the stroke and the settle ``(N, 2)``, and
         where the board was lifted ``(2,)`` (short of ``end`` if it stalled).
     """
-    space, bodies = _build_space(particles, radius)
+    pool = DiscPool(len(particles), radius) if pool is None else pool
+    if pool.radius != radius:
+        raise ValueError(f"pool is for discs of radius {pool.radius}, got {radius}")
+    space = pool.space_with(particles)
+    try:
+        lifted = _drive_board(space, pool.bodies, start, end, on_substep)
+        for _ in range(SETTLE_STEPS):
+            space.step(DT)
+        return _positions(pool.bodies), lifted
+    finally:
+        pool.release(space)
+
+
+def _drive_board(
+    space: pymunk.Space,
+    bodies: list[pymunk.Body],
+    start: NDArray[np.float64],
+    end: NDArray[np.float64],
+    on_substep: SubstepHook | None,
+) -> NDArray[np.float64]:
+    """Lower the board at ``start``, drive it to ``end`` and lift it; where it was lifted."""
     delta = end - start
     length = float(np.hypot(*delta))
     n_sub = max(1, math.ceil(length / STROKE_STEP))
@@ -274,10 +324,8 @@ def push_stroke(
         if on_substep is not None:
             on_substep(np.array(tuple(board.position)), _positions(bodies))
     lifted = np.array(tuple(board.position), dtype=np.float64)
-    space.remove(*board.shapes, board, *board.constraints)
-    for _ in range(SETTLE_STEPS):
-        space.step(DT)
-    return _positions(bodies), lifted
+    space.remove(*board.shapes, board, *board.constraints, target)
+    return lifted
 
 
 def _positions(bodies: list[pymunk.Body]) -> NDArray[np.float64]:
@@ -337,6 +385,7 @@ class GranularEnv(WorldEnv):
                 "proprio": spaces.Box(-TABLE_HALF, TABLE_HALF, (2,), np.float32),
             }
         )
+        self._pool: DiscPool | None = None  # made on the first stroke; never pickled
         pile = sample_pile(np.random.default_rng(0), n_particles)
         self._state = _pack(pile, PARK)
         self._goal = _pack(gather_goal(np.random.default_rng(1), pile, self.radius), PARK)
@@ -420,7 +469,11 @@ class GranularEnv(WorldEnv):
         """Push one stroke (see the module docstring for the action rules)."""
         checked = check_action(action, self._action_box)
         start, end = self.action_to_stroke(checked.value)
-        moved, lifted = push_stroke(self.particles(self._state), start, end, self.radius)
+        if self._pool is None:
+            self._pool = DiscPool(self.n_particles, self.radius)
+        moved, lifted = push_stroke(
+            self.particles(self._state), start, end, self.radius, pool=self._pool
+        )
         delta = end - start
         angle = math.atan2(delta[1], delta[0]) if np.any(delta != 0) else self._state[-1]
         self._state = _pack(moved, (float(lifted[0]), float(lifted[1]), float(angle)))
@@ -444,6 +497,11 @@ class GranularEnv(WorldEnv):
         _fill_discs(img, self._to_pixels(self.particles(s)), r_px, _DISC_COLOR)
         self._draw_board(img, s[-3:])
         return img
+
+    def __getstate__(self) -> dict[str, Any]:
+        data = self.__dict__.copy()
+        data["_pool"] = None  # pymunk objects stay out of pickles; remade on demand
+        return data
 
     # ----------------------------------------------------------------- internals
 

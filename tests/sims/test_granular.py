@@ -175,6 +175,23 @@ def test_step_is_a_pure_function_of_state_and_action() -> None:
     np.testing.assert_array_equal(obs_a["pixels"], obs_b["pixels"])
 
 
+def test_reused_discs_give_bit_identical_strokes() -> None:
+    env = make(n=100, seed=15)
+    pool = granular.DiscPool(100, env.radius)
+    p = env.particles(env.get_state())
+    squeezed = p * 0.7  # overlapping discs: the solver leaves bias velocities on them
+    granular.push_stroke(
+        squeezed, np.array([-2.0, 0.0]), np.array([0.0, 0.0]), env.radius, pool=pool
+    )
+    for start, end in (((-2.5, 0.1), (0.4, 0.0)), ((0.3, 2.5), (0.0, -0.5))):
+        s, e = np.array(start), np.array(end)
+        reused = granular.push_stroke(p, s, e, env.radius, pool=pool)
+        fresh = granular.push_stroke(p, s, e, env.radius)
+        np.testing.assert_array_equal(reused[0], fresh[0])
+        np.testing.assert_array_equal(reused[1], fresh[1])
+        p = fresh[0]
+
+
 # --------------------------------------------------------------------------- metric
 
 
