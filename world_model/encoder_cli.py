@@ -59,6 +59,34 @@ def encoder_fetch(
     typer.echo(f"{name}: {out} (manifest {out.with_suffix('.json').name})")
 
 
+def encoder_compare(
+    *,
+    n: Annotated[int, typer.Option(help="Perturbed states per proxy case.")] = 300,
+    seed: Annotated[
+        list[int] | None, typer.Option("--seed", help="Seed; repeat for several. [default: 0]")
+    ] = None,
+    frame_size: Annotated[int, typer.Option(help="Rendered frame side in pixels.")] = 64,
+    threads: Annotated[int, typer.Option(help="torch threads for encoding and timing.")] = 1,
+    random_vit: Annotated[
+        bool, typer.Option("--random-vit", help="Add a random-init ViT-S/14 at 112 px (slow).")
+    ] = False,
+    json_path: Annotated[
+        Path, typer.Option("--json", help="Where to write the results as JSON.")
+    ] = Path("artifacts/bench/encoders.json"),
+) -> None:
+    """Ranking proxy (latent vs true distance to the goal) and images/s of candidate encoders."""
+    import torch  # noqa: PLC0415
+
+    from world_model.encoders import compare  # noqa: PLC0415
+
+    torch.set_num_threads(threads)
+    cfg = compare.CompareConfig(n=n, seeds=tuple(seed or (0,)), frame_size=frame_size)
+    rows = compare.compare(compare.default_candidates(random_vit), cfg)
+    typer.echo(compare.format_table(rows))
+    compare.write_json(json_path, rows, cfg)
+    typer.echo(f"wrote {json_path}")
+
+
 def register_encoder_commands(app: typer.Typer) -> None:
     """Add ``worldplan encoder list|fetch|...`` to ``app``."""
     encoder_app = typer.Typer(
@@ -66,4 +94,5 @@ def register_encoder_commands(app: typer.Typer) -> None:
     )
     encoder_app.command("list")(encoder_list)
     encoder_app.command("fetch")(encoder_fetch)
+    encoder_app.command("compare")(encoder_compare)
     app.add_typer(encoder_app, name="encoder")

@@ -15,6 +15,8 @@ from typer.testing import CliRunner
 
 from world_model.encoder_cli import register_encoder_commands
 from world_model.encoders import (
+    OFFLINE_DEFAULT,
+    PIXEL_BASELINE,
     EncoderInputError,
     WeightsError,
     fetch_encoder,
@@ -31,6 +33,8 @@ from world_model.encoders.dinov2 import (
     random_state_dict,
     state_dict_layout,
 )
+from world_model.encoders.offline import PyramidTokens, blur, gaussian_kernel
+from world_model.encoders.proxy import auc, rank_quality, spearman
 from world_model.encoders.weights import Manifest, read_checkpoint, save_safetensors, sha256_file
 
 NAME = "dinov2_vits14"
@@ -329,3 +333,80 @@ def test_cli_lists_and_converts_a_local_checkpoint(vits14_pth: Path, tmp_path: P
     wrong = runner.invoke(app, [*args, "--sha256", "0" * 64])
     assert wrong.exit_code != 0
     assert "does not match" in wrong.output
+
+
+# ------------------------------------------------------------------ offline encoder and proxy
+
+
+def test_offline_default_is_honest_and_follows_the_protocol() -> None:
+    enc = load_encoder(OFFLINE_DEFAULT)
+    assert enc.encoder_id == OFFLINE_DEFAULT
+    assert "dinov2" not in enc.encoder_id.lower()
+    assert "dinov2" not in enc.provenance.lower()
+    assert "training-free" in enc.provenance
+    assert enc.weights_sha256 == ""
+    assert (enc.image_size, enc.num_patches, enc.embed_dim) == (64, 64, 84)
+    out = enc(frames(3, 224))
+    assert out.shape == (3, enc.num_patches, enc.embed_dim)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(enc(frames(3, 224)), out)  # deterministic
+    with pytest.raises(WeightsError, match="no weights"):
+        load_encoder(OFFLINE_DEFAULT, weights="x.safetensors")
+    with pytest.raises(ValueError, match="image_size 64"):
+        load_encoder(OFFLINE_DEFAULT, image_size=112)
+    with pytest.raises(EncoderInputError, match="uint8"):
+        enc(torch.zeros(1, 64, 64, 3))
+
+
+def _square_at(offset: int, size: int = 64, side: int = 6) -> torch.Tensor:
+    img = torch.full((1, size, size, 3), 255, dtype=torch.uint8)
+    top = size // 2 - side // 2
+    img[0, top : top + side, 8 + offset : 8 + offset + side] = torch.tensor([40, 80, 200])
+    return img
+
+
+def test_pyramid_distance_keeps_growing_where_pixel_distance_saturates() -> None:
+    pixels, pyramid = load_encoder(PIXEL_BASELINE), load_encoder(OFFLINE_DEFAULT)
+    offsets = range(0, 25, 2)
+    dist = {}
+    for name, enc in (("pixels", pixels), ("pyramid", pyramid)):
+        z0 = enc(_square_at(0))
+        dist[name] = [float(((enc(_square_at(o)) - z0) ** 2).mean()) for o in offsets]
+    pix, pyr = np.array(dist["pixels"]), np.array(dist["pyramid"])
+    # Once the 6 px square no longer overlaps its start, the pixel distance is flat...
+    assert np.allclose(pix[4:], pix[4], rtol=1e-4)
+    # ...while the pyramid's keeps increasing with the displacement.
+    assert (np.diff(pyr) > 0).all()
+
+
+def test_blur_preserves_constants_and_mass() -> None:
+    k = gaussian_kernel(2.0)
+    assert torch.isclose(k.sum(), torch.tensor(1.0))
+    const = torch.full((1, 3, 16, 16), 0.3)
+    torch.testing.assert_close(blur(const, 3.0), const)
+    spike = torch.zeros(1, 1, 33, 33)
+    spike[0, 0, 16, 16] = 1.0
+    assert torch.isclose(blur(spike, 2.0).sum(), torch.tensor(1.0), atol=1e-5)
+    with pytest.raises(ValueError, match="same length"):
+        PyramidTokens(sigmas=(1.0,), cells=(2, 2))
+
+
+def test_rank_statistics() -> None:
+    x = np.arange(10.0)
+    assert spearman(x, x**3) == pytest.approx(1.0)
+    assert spearman(x, -x) == pytest.approx(-1.0)
+    assert spearman(x, np.zeros(10)) == 0.0
+    assert auc(np.array([0.0, 1.0]), np.array([2.0, 3.0])) == 1.0
+    assert auc(np.array([1.0, 1.0]), np.array([1.0])) == 0.5
+
+
+def test_rank_quality_on_pusht_separates_pixels_from_a_blind_encoder() -> None:
+    def blind(images: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(images.shape[0], 4, 8)
+
+    seeing = rank_quality(load_encoder(PIXEL_BASELINE), "worldplan/PushT-v0", n=60, seed=3)
+    assert seeing.n == 60
+    assert seeing.spearman > 0.5
+    assert seeing.auc > 0.8
+    flat = rank_quality(blind, "worldplan/PushT-v0", n=60, seed=3)
+    assert (flat.spearman, flat.auc) == (0.0, 0.5)

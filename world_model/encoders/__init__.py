@@ -1,5 +1,10 @@
 """The encoder registry: frozen image encoders behind :class:`world_model.types.Encoder`.
 
+* ``wp-offline-pyramid-v1`` (:data:`OFFLINE_DEFAULT`): the default where the official
+  weights cannot be had. Training-free: a fixed multi-scale Gaussian pyramid of the
+  64 px frame as 8 x 8 tokens of 84 dims. It is not DINOv2 and says so in its
+  provenance; it beats raw pixels on the ranking proxy (``worldplan encoder compare``).
+* ``wp-pixels-64px-g8``: raw pixels on the same token grid, the proxy's baseline.
 * ``dinov2_vits14`` / ``dinov2_vitb14``: the DINOv2 backbones with the official
   weights, which must be fetched once where a network exists
   (``worldplan encoder fetch NAME``) or converted from a local ``.pth``.
@@ -19,6 +24,12 @@ import httpx
 
 from world_model.encoders.base import EncoderInputError, FrozenEncoder
 from world_model.encoders.dinov2 import CONFIGS, OFFICIAL_URLS, DinoV2Encoder, state_dict_layout
+from world_model.encoders.offline import (
+    OFFLINE_DEFAULT,
+    PIXEL_BASELINE,
+    offline_pyramid_v1,
+    pixel_baseline,
+)
 from world_model.encoders.weights import (
     Manifest,
     WeightsError,
@@ -63,8 +74,20 @@ _DINOV2_SPECS = {
     for name, cfg in CONFIGS.items()
 }
 
-_REGISTRY: dict[str, EncoderSpec] = dict(_DINOV2_SPECS)
-_OFFLINE_LOADERS: dict[str, Callable[[Path | None, int | None], FrozenEncoder]] = {}
+_OFFLINE_BUILDERS: dict[str, tuple[Callable[[], FrozenEncoder], str]] = {
+    OFFLINE_DEFAULT: (
+        offline_pyramid_v1,
+        "offline default: training-free Gaussian pyramid, 64 px, 8x8 tokens x 84 dims",
+    ),
+    PIXEL_BASELINE: (pixel_baseline, "baseline: raw pixels, 64 px, 8x8 tokens x 192 dims"),
+}
+_REGISTRY: dict[str, EncoderSpec] = {
+    **_DINOV2_SPECS,
+    **{
+        name: EncoderSpec(name=name, family="offline", description=text, default_image_size=64)
+        for name, (_, text) in _OFFLINE_BUILDERS.items()
+    },
+}
 
 
 def list_encoders() -> list[EncoderSpec]:
@@ -104,7 +127,7 @@ def load_encoder(
     spec = _spec(name)
     path = Path(weights) if weights is not None else None
     if spec.family == "offline":
-        return _OFFLINE_LOADERS[name](path, image_size)
+        return _load_offline(name, path, sha256, image_size)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     cfg = CONFIGS[name]
     layout = state_dict_layout(cfg)
@@ -134,6 +157,21 @@ def load_encoder(
         provenance=provenance,
         image_size=image_size or spec.default_image_size,
     )
+
+
+def _load_offline(
+    name: str, weights: Path | None, sha256: str | None, image_size: int | None
+) -> FrozenEncoder:
+    """Build a weight-free offline encoder; its config is fixed by its id."""
+    encoder = _OFFLINE_BUILDERS[name][0]()
+    if weights is not None or sha256 is not None:
+        raise WeightsError(f"{name} has no weights (training-free); do not pass weights/sha256")
+    if image_size is not None and image_size != encoder.image_size:
+        raise ValueError(
+            f"{name} is defined at image_size {encoder.image_size} (frames of any size are "
+            f"resized to it); got image_size={image_size}"
+        )
+    return encoder
 
 
 def fetch_encoder(
@@ -181,6 +219,8 @@ def fetch_encoder(
 
 
 __all__ = [
+    "OFFLINE_DEFAULT",
+    "PIXEL_BASELINE",
     "EncoderInputError",
     "EncoderSpec",
     "FrozenEncoder",
