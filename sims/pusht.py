@@ -42,6 +42,10 @@ Where this differs from the reference, and why:
   7-number state below is the whole state: :meth:`PushTEnv.set_state` (or
   unpickling, which goes through the state) followed by the same actions gives
   bit-identical results to the env the state was read from.
+* Walls. The reference's walls are segments of radius 2; a T jammed between
+  the (kinematic, unstoppable) pusher and a wall can pop through one and leave
+  the workspace. Here the walls are slabs 100 px thick with the same inner
+  faces, so contacts are unchanged but the T stays inside.
 * Reset. Positions are drawn from continuous uniforms (the reference draws
   integers), and a start where the pusher overlaps the T, or the T a wall
   (the stem can reach 120 px from the origin), is redrawn.
@@ -86,14 +90,24 @@ WALL_POINTS = ((5.0, 5.0), (506.0, 5.0), (506.0, 506.0), (5.0, 506.0))
 # The two boxes of the T in its local frame, (x0, y0, x1, y1).
 T_BOXES = ((-60.0, 0.0, 60.0, 30.0), (-15.0, 30.0, 15.0, 120.0))
 T_AREA = 6300.0
-# The T's outline in its local frame (counter-clockwise on screen, y down).
+# The T's outline in its local frame (clockwise on screen, where y points down).
 T_OUTLINE = np.array(
     [(-60, 0), (60, 0), (60, 30), (15, 30), (15, 120), (-15, 120), (-15, 30), (-60, 30)],
     dtype=np.float64,
 )
 T_CENTROID_LOCAL = (0.0, (3600.0 * 15.0 + 2700.0 * 75.0) / T_AREA)
+# Every point of the T lies within this distance of its centroid (the stem's far corners).
+T_RADIUS = float(np.linalg.norm(T_OUTLINE - np.array(T_CENTROID_LOCAL), axis=1).max())
 # The inner faces of the walls.
 _INNER_LO, _INNER_HI = WALL_POINTS[0][0] + WALL_RADIUS, WALL_POINTS[2][0] - WALL_RADIUS
+# The walls as solid slabs with the reference's inner faces: a T squeezed by the
+# kinematic pusher is pushed back inside instead of popping through a thin wall.
+_WALL_BOXES = (
+    (-100.0, -100.0, _INNER_LO, 612.0),
+    (_INNER_HI, -100.0, 612.0, 612.0),
+    (-100.0, -100.0, 612.0, _INNER_LO),
+    (-100.0, _INNER_HI, 612.0, 612.0),
+)
 GOAL_BLOCK_POSE = (256.0, 256.0, math.pi / 4)
 GOAL_AGENT_LOCAL = (0.0, -40.0)
 SUCCESS_POS_PX = 20.0
@@ -105,7 +119,6 @@ PROPRIO_LOW = np.array([-64.0, -64.0, -1000.0, -1000.0], dtype=np.float32)
 PROPRIO_HIGH = np.array([576.0, 576.0, 1000.0, 1000.0], dtype=np.float32)
 
 # Colours (RGB) of the reference renderer: fills are the base colour brightened by 1.2.
-_WHITE = (255, 255, 255)
 _WALL = (211, 211, 211)
 _GOAL = (144, 238, 144)
 _BLOCK_EDGE, _BLOCK_FILL = (119, 136, 153), (142, 163, 183)
@@ -145,6 +158,9 @@ def _box_corners(box: tuple[float, float, float, float], grow: float = 0.0) -> N
 
 
 _T_INNER = [_box_corners(box, -_EDGE) for box in T_BOXES]
+# Vertex lists for pymunk.
+_T_VERTICES = [[(float(x), float(y)) for x, y in _box_corners(b)] for b in T_BOXES]
+_WALL_VERTICES = [[(float(x), float(y)) for x, y in _box_corners(b)] for b in _WALL_BOXES]
 
 
 def _fill(
@@ -205,7 +221,7 @@ def coverage(pose: Pose, goal_pose: Pose) -> float:
     the four box-box intersections, each a convex clip.
     """
     a, b = block_centroid(pose), block_centroid(goal_pose)
-    if math.hypot(*(a - b)) > 2 * 80.0:  # every point of a T is within 80 px of its centroid
+    if math.hypot(*(a - b)) > 2 * T_RADIUS:
         return 0.0
     mine = [[(float(x), float(y)) for x, y in p] for p in block_polygons(pose)]
     goal = [[(float(x), float(y)) for x, y in p] for p in block_polygons(goal_pose)]
@@ -243,8 +259,10 @@ def _possible_contacts(
 
     Conservative bounds: under the critically damped PD rule the pusher travels
     at most the distance to its target plus less than ``0.04 |v|`` of momentum
-    (0.1 |v| is used). A T that is not touched does not move; a pushed T moves
-    no point faster than 1 + 80^2 / 1932 < 4.5 times the pusher.
+    (0.1 |v| is used). A T that is not touched does not move; no point of a
+    pushed T moves faster than ``1 + T_RADIUS^2 m / I`` = 4.4 < 4.5 times the
+    pusher (an impulse J at the contact changes the contact point's velocity by
+    at least J/m along the push, and any point's by at most J/m + J T_RADIUS^2 / I).
     """
     pose = (float(state[2]), float(state[3]), float(state[4]))
     margin = 2.0
@@ -323,7 +341,7 @@ class PushTEnv(WorldEnv):
 
     def __init__(
         self,
-        render_mode: str | None = "rgb_array",
+        render_mode: str = "rgb_array",
         image_size: int = 224,
         draw_goal: bool = False,
         terminate_on_success: bool = True,
@@ -372,7 +390,7 @@ class PushTEnv(WorldEnv):
         space.damping = 0.0
         self._agent = pymunk.Body(body_type=pymunk.Body.KINEMATIC)
         self._block = pymunk.Body()
-        shapes = [pymunk.Poly(self._block, [tuple(p) for p in _box_corners(b)]) for b in T_BOXES]
+        shapes = [pymunk.Poly(self._block, v) for v in _T_VERTICES]
         for shape, box in zip(shapes, T_BOXES, strict=True):
             # Mass in proportion to area: pymunk derives the centroid and the moment.
             shape.mass = (box[2] - box[0]) * (box[3] - box[1]) / T_AREA
@@ -380,13 +398,7 @@ class PushTEnv(WorldEnv):
         space.add(self._agent, pymunk.Circle(self._agent, AGENT_RADIUS), self._block, *shapes)
         self._set_pose(state)
         if walls:
-            pts = WALL_POINTS
-            space.add(
-                *(
-                    pymunk.Segment(space.static_body, pts[i], pts[(i + 1) % 4], WALL_RADIUS)
-                    for i in range(4)
-                )
-            )
+            space.add(*(pymunk.Poly(space.static_body, v) for v in _WALL_VERTICES))
         self._space = space
 
     def _read(self) -> NDArray[np.float64]:

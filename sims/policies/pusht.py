@@ -15,6 +15,7 @@ Both read the privileged simulator state through ``env.unwrapped``.
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -25,21 +26,26 @@ from numpy.typing import NDArray
 from sims.pusht import (
     ACTION_SCALE,
     AGENT_RADIUS,
+    T_BOXES,
     T_OUTLINE,
+    T_RADIUS,
     WORKSPACE,
     PushTEnv,
     agent_block_distance,
     block_centroid,
     local_to_world,
+    world_to_local,
 )
 
-# Every point of the T is within 80 px of its centroid: circling at this radius is safe.
-_CLEAR_RADIUS = 80.0 + AGENT_RADIUS + 12.0
+# Circling the T's centroid at this radius never touches the T.
+_CLEAR_RADIUS = T_RADIUS + AGENT_RADIUS + 12.0
 _STANDOFF = AGENT_RADIUS + 6.0  # where the pusher waits before a push, off the outline
 _REACHED = 5.0  # px: the push start counts as reached
 _PASSED = 25.0  # px: a waypoint on the way counts as passed
 _MAX_APPROACH_STEPS = 40
 _WALL_KEEPOUT = 100.0  # px: random pushes avoid carrying the T's centroid this close to a wall
+_WALL_FACE = 7.0  # px: the walls' inner faces are this far inside the workspace edges
+_WALL_GAP = 15.0  # px: a push stops when the T comes this close to a wall it is pushed toward
 
 
 def _unwrap(env: gym.Env[Any, Any]) -> PushTEnv:
@@ -110,6 +116,9 @@ class ScriptedPolicy:
             self._plan(state)
         if self._waypoints:
             a = self._approach(agent)
+        elif _toward_wall(state, self._push_dir):  # stop before jamming the T into a wall
+            self._push_steps = 0
+            a = np.zeros(2)
         else:
             self._push_steps -= 1
             a = self._push_dir * self._push_speed
@@ -133,18 +142,25 @@ class ScriptedPolicy:
         return _action_toward(agent, self._waypoints[0], speed=1.0)
 
     def _plan(self, state: NDArray[np.float64]) -> None:
-        """Choose the next push and the path to its start."""
+        """Choose the next push and a clear path to its start, or back off from the T."""
         pose = (float(state[2]), float(state[3]), float(state[4]))
-        toward_goal = self._rng.random() < self.goal_fraction
-        point, normal, direction = (
-            self._goal_push(state) if toward_goal else self._random_push(pose)
-        )
-        start = point + normal * _STANDOFF
-        self._waypoints = _path(state[:2], start, pose)
         self._approach_steps = 0
-        self._push_dir = direction
         self._push_speed = float(self._rng.uniform(0.15, 0.6))
         self._push_steps = int(self._rng.integers(4, 16))
+        for _ in range(8):
+            toward_goal = self._rng.random() < self.goal_fraction
+            point, normal, direction = (
+                self._goal_push(state) if toward_goal else self._random_push(pose)
+            )
+            path = _path(state[:2], point + normal * _STANDOFF, pose)
+            if path is not None:
+                self._waypoints, self._push_dir = path, direction
+                return
+        # Boxed in (the T against a wall, the pusher beside it): step away and retry.
+        away = state[:2] - block_centroid(pose)
+        away = away / max(float(np.linalg.norm(away)), 1e-9)
+        self._waypoints = [np.clip(state[:2] + 40.0 * away, AGENT_RADIUS, WORKSPACE - AGENT_RADIUS)]
+        self._push_dir, self._push_steps = np.zeros(2), 0
 
     def _contact(self, pose: tuple[float, float, float]) -> tuple[Any, Any]:
         """A random point on the T's outline with room for the pusher, and its outward normal."""
@@ -200,35 +216,53 @@ class ScriptedPolicy:
         return best[1]
 
 
+def _toward_wall(state: NDArray[np.float64], direction: NDArray[np.float64]) -> bool:
+    """Whether pushing along ``direction`` would press the T against a wall."""
+    corners = local_to_world(T_OUTLINE, (float(state[2]), float(state[3]), float(state[4])))
+    lo, hi = corners.min(axis=0), corners.max(axis=0)
+    near_lo = (lo < _WALL_FACE + _WALL_GAP) & (direction < -0.1)
+    near_hi = (hi > WORKSPACE - _WALL_FACE - _WALL_GAP) & (direction > 0.1)
+    return bool(np.any(near_lo | near_hi))
+
+
 def _path(
     agent: NDArray[np.float64], start: NDArray[np.float64], pose: tuple[float, float, float]
-) -> list[NDArray[np.float64]]:
-    """Waypoints from ``agent`` to ``start`` that go around the T, not through it."""
-    if _segment_clear(agent, start, pose):
+) -> list[NDArray[np.float64]] | None:
+    """Waypoints from ``agent`` to ``start`` that keep clear of the T, or None.
+
+    Straight if that is clear; otherwise around the T on a circle about its
+    centroid, the short way round or else the long way. Near a wall that circle
+    is cut off by the workspace, and neither way may be clear.
+    """
+    if _clear(np.stack([agent, start]), pose):
         return [start]
     centroid = block_centroid(pose)
-    out: list[NDArray[np.float64]] = []
     a0 = math.atan2(agent[1] - centroid[1], agent[0] - centroid[0])
     a1 = math.atan2(start[1] - centroid[1], start[0] - centroid[0])
-    sweep = math.remainder(a1 - a0, 2 * math.pi)
-    n = max(1, math.ceil(abs(sweep) / (math.pi / 6)))
-    for k in range(n + 1):
-        ang = a0 + sweep * k / n
-        p = centroid + _CLEAR_RADIUS * np.array([math.cos(ang), math.sin(ang)])
-        out.append(np.clip(p, AGENT_RADIUS, WORKSPACE - AGENT_RADIUS))
-    out.append(start)
-    return out
+    short = math.remainder(a1 - a0, 2 * math.pi)
+    for sweep in (short, short - math.copysign(2 * math.pi, short)):
+        n = max(1, math.ceil(abs(sweep) / (math.pi / 6)))
+        angles = a0 + sweep * np.arange(n + 1) / n
+        ring = centroid + _CLEAR_RADIUS * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+        ring = np.clip(ring, AGENT_RADIUS, WORKSPACE - AGENT_RADIUS)
+        if _clear(np.concatenate([agent[None], ring, start[None]]), pose):
+            return [*ring, start]
+    return None
 
 
-def _segment_clear(
-    a: NDArray[np.float64], b: NDArray[np.float64], pose: tuple[float, float, float]
-) -> bool:
-    """Whether the pusher can travel from ``a`` to ``b`` without touching the T."""
-    length = float(np.linalg.norm(b - a))
-    for t in np.linspace(0.0, 1.0, max(2, int(length / 5.0) + 1)):
-        if agent_block_distance(a + t * (b - a), pose) < AGENT_RADIUS + 2.0:
-            return False
-    return True
+def _clear(path: NDArray[np.float64], pose: tuple[float, float, float]) -> bool:
+    """Whether the pusher can follow the polyline ``path`` (K, 2) without touching the T."""
+    points = [path[:1]]
+    for a, b in itertools.pairwise(path):
+        n = max(2, int(np.linalg.norm(b - a) / 4.0) + 1)
+        points.append(a + np.linspace(0.0, 1.0, n)[:, None] * (b - a))
+    local = world_to_local(np.concatenate(points), pose)  # (P, 2)
+    best = np.full(len(local), np.inf)
+    for x0, y0, x1, y1 in T_BOXES:
+        dx = np.maximum(np.maximum(x0 - local[:, 0], local[:, 0] - x1), 0.0)
+        dy = np.maximum(np.maximum(y0 - local[:, 1], local[:, 1] - y1), 0.0)
+        best = np.minimum(best, np.hypot(dx, dy))
+    return bool(best.min() > AGENT_RADIUS + 2.0)
 
 
 class RandomPolicy:

@@ -76,6 +76,21 @@ def test_t_does_not_move_when_not_touched() -> None:
     np.testing.assert_array_equal(end[2:5], start[2:5])
 
 
+def test_t_jammed_against_a_wall_stays_inside() -> None:
+    env = make_env()
+    # bar's outer face 54 px from the right wall, the pusher driving into the stem's end
+    env.set_state(state((300.0, 256.0), (450.0, 256.0, math.pi / 2)))
+    deepest = 0.0
+    for _ in range(40):
+        env.step(np.array([1.0, 0.0], dtype=np.float32))
+        s = env.get_state()
+        corners = local_to_world(T_OUTLINE, (s[2], s[3], s[4]))
+        deepest = max(deepest, corners[:, 0].max() - 504.0)
+    assert s[0] > 500.0  # the pusher did drive into the wall region
+    assert deepest < 30.0  # squeezed, not pushed through
+    assert corners[:, 0].max() < 504.0 + 1.0  # and back inside once it slipped aside
+
+
 def test_pusher_pd_control_reaches_a_held_target() -> None:
     env = make_env()
     env.set_state(state((100.0, 100.0), (380.0, 380.0, 0.0)))
