@@ -40,15 +40,36 @@ FrameFn = Callable[[gym.Env[Any, Any], Any], NDArray[np.uint8]]
 
 @dataclass(frozen=True)
 class Timing:
-    """Rates of one measured configuration: the median and every repeat, per second."""
+    """Rates of one measured configuration, per second: wall-clock and process CPU time.
 
-    median: float
+    CPU-time rates (``cpu_*``) count only the time this process ran, so they hold
+    steady when other jobs share the machine; wall-clock rates are what a user of an
+    idle machine sees.
+    """
+
     runs: tuple[float, ...]
+    cpu_runs: tuple[float, ...]
     steps: int
+
+    @property
+    def median(self) -> float:
+        """Median wall-clock rate over the repeats."""
+        return statistics.median(self.runs)
+
+    @property
+    def cpu_median(self) -> float:
+        """Median CPU-time rate over the repeats."""
+        return statistics.median(self.cpu_runs)
 
     def to_json(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
-        return {"median_per_s": self.median, "runs_per_s": list(self.runs), "steps": self.steps}
+        return {
+            "median_per_s": self.median,
+            "runs_per_s": list(self.runs),
+            "cpu_median_per_s": self.cpu_median,
+            "cpu_runs_per_s": list(self.cpu_runs),
+            "steps": self.steps,
+        }
 
 
 def set_threads(threads: int) -> None:
@@ -63,6 +84,10 @@ def set_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
+def _clocks() -> tuple[float, float]:
+    return time.perf_counter(), time.process_time()
+
+
 def _time_one_repeat(
     env: gym.Env[Any, Any],
     frame: FrameFn | None,
@@ -71,26 +96,35 @@ def _time_one_repeat(
     warmup: int,
     seed: int,
     size: int | None,
-) -> float:
-    """Time ``steps`` random steps after ``warmup`` untimed ones; resets are not timed."""
+) -> tuple[float, float]:
+    """Time ``steps`` random steps after ``warmup`` untimed ones; resets are not timed.
+
+    Returns:
+        Steps per second of wall-clock time and of process CPU time.
+    """
     env.action_space.seed(seed)
     actions = [env.action_space.sample() for _ in range(warmup + steps)]
-    episode = 0
     obs, _ = env.reset(seed=seed)
-    total = 0.0
+    if frame is not None:
+        _check_frame(frame(env, obs), size)
+    wall = cpu = 0.0
+    start: tuple[float, float] | None = None
     for i, action in enumerate(actions):
-        start = time.perf_counter()
+        if i == warmup:
+            start = _clocks()
         obs, _, terminated, truncated, _ = env.step(action)
-        image = frame(env, obs) if frame is not None else None
-        elapsed = time.perf_counter() - start
-        if i == 0 and image is not None:
-            _check_frame(image, size)
-        if i >= warmup:
-            total += elapsed
+        if frame is not None:
+            frame(env, obs)
         if terminated or truncated:
-            episode += 1
-            obs, _ = env.reset(seed=seed + 100_000 * episode)
-    return steps / total
+            if start is not None:
+                now = _clocks()
+                wall, cpu = wall + now[0] - start[0], cpu + now[1] - start[1]
+            obs, _ = env.reset(seed=seed + 100_000 * (i + 1))
+            start = None if start is None else _clocks()
+    assert start is not None  # steps >= 1, so the timed span was opened
+    now = _clocks()
+    wall, cpu = wall + now[0] - start[0], cpu + now[1] - start[1]
+    return steps / wall, steps / max(cpu, 1e-9)
 
 
 def _check_frame(image: object, size: int | None) -> None:
@@ -125,7 +159,7 @@ def measure(
         size: Expected frame side in pixels (checked on the first frame).
 
     Returns:
-        The median rate and every repeat's rate.
+        Every repeat's rate, wall-clock and CPU time (medians as properties).
     """
     if steps < 1 or warmup < 0 or repeats < 1:
         raise ValueError(
@@ -133,13 +167,13 @@ def measure(
         )
     env = make_env()
     try:
-        runs = tuple(
+        rates = [
             _time_one_repeat(env, frame, steps=steps, warmup=warmup, seed=seed + r, size=size)
             for r in range(repeats)
-        )
+        ]
     finally:
         env.close()
-    return Timing(median=statistics.median(runs), runs=runs, steps=steps)
+    return Timing(runs=tuple(w for w, _ in rates), cpu_runs=tuple(c for _, c in rates), steps=steps)
 
 
 def pil_resize(image: NDArray[np.uint8], size: int) -> NDArray[np.uint8]:

@@ -114,6 +114,9 @@ class BenchConfig:
     peers: bool = True
     venv_dir: Path = DEFAULT_VENV_DIR
     torch_spec: str = "torch==2.13.0"
+    #: Which rates the table shows: ``"cpu"`` (process CPU time; steady on a shared
+    #: machine) or ``"wall"`` (wall-clock). The JSON always has both.
+    clock: str = "cpu"
     envs: tuple[str, ...] = field(default_factory=lambda: tuple(c.key for c in OUR_CASES))
 
     def __post_init__(self) -> None:
@@ -124,6 +127,8 @@ class BenchConfig:
                 "need steps >= 1, warmup >= 0, repeats >= 1, threads >= 1; got "
                 f"{self.steps}, {self.warmup}, {self.repeats}, {self.threads}"
             )
+        if self.clock not in ("cpu", "wall"):
+            raise ValueError(f"clock must be 'cpu' or 'wall', got {self.clock!r}")
         known = [c.key for c in OUR_CASES]
         unknown = [e for e in self.envs if e not in known]
         if unknown or not self.envs:
@@ -382,17 +387,20 @@ def _ratio(ours: float | None, peer: float | None) -> float | None:
     return None if ours is None or peer is None or peer <= 0 else ours / peer
 
 
-def _median(timing: dict[str, Any] | None) -> float | None:
-    return None if timing is None else float(timing["median_per_s"])
+def _median(timing: dict[str, Any] | None, clock: str) -> float | None:
+    key = "cpu_median_per_s" if clock == "cpu" else "median_per_s"
+    return None if timing is None else float(timing[key])
 
 
-def _peer_rates(doc: dict[str, Any], case_id: str, size: int) -> tuple[float | None, ...]:
+def _peer_rates(
+    doc: dict[str, Any], case_id: str, size: int, clock: str
+) -> tuple[float | None, float | None]:
     state = pixels = None
     for res in doc.get("results", []):
         if res["case"] == case_id and res["mode"] == "state":
-            state = res["median_per_s"]
+            state = _median(res, clock)
         if res["case"] == case_id and res["mode"] == "pixels" and res["size"] == size:
-            pixels = res["median_per_s"]
+            pixels = _median(res, clock)
     return state, pixels
 
 
@@ -404,15 +412,15 @@ def build_rows(
     for case, res in zip(config.cases, ours, strict=True):
         for size in config.image_sizes:
             available = res["available"]
-            o_steps = _median(res.get("state")) if available else None
-            o_frames = _median(res["pixels"][size]) if available else None
+            o_steps = _median(res.get("state"), config.clock) if available else None
+            o_frames = _median(res["pixels"][size], config.clock) if available else None
             note = case.note if available else f"not timed: {res['error']}"
             if not case.peers or not config.peers:
                 rows.append(Row(case.key, size, o_steps, o_frames, None, None, None, None, note))
                 continue
             for venv_name, case_id in case.peers:
                 doc = peers.get(venv_name, {})
-                p_steps, p_frames = _peer_rates(doc, case_id, size)
+                p_steps, p_frames = _peer_rates(doc, case_id, size, config.clock)
                 sizing = doc.get("sizing", {}).get(case_id)
                 peer_note = "peer failed" if "error" in doc else ""
                 rows.append(
@@ -432,14 +440,17 @@ def build_rows(
 
 
 def _merge_timings(timings: list[dict[str, Any] | None]) -> dict[str, Any] | None:
-    """Pool single-repeat timings from several rounds into one (all runs, their median)."""
+    """Pool single-repeat timings from several rounds into one (all runs, their medians)."""
     present = [t for t in timings if t is not None]
     if not present or len(present) != len(timings):
         return None
     runs = [r for t in present for r in t["runs_per_s"]]
+    cpu_runs = [r for t in present for r in t["cpu_runs_per_s"]]
     return {
         "median_per_s": statistics.median(runs),
         "runs_per_s": runs,
+        "cpu_median_per_s": statistics.median(cpu_runs),
+        "cpu_runs_per_s": cpu_runs,
         "steps": present[0]["steps"],
     }
 
@@ -534,7 +545,14 @@ def _fmt_ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}x"
 
 
-def format_table(rows: list[dict[str, Any]]) -> str:
+_CLOCK_NOTE = {
+    "cpu": "Rates per second of process CPU time (steady when the machine is shared; "
+    "--clock wall for wall-clock).",
+    "wall": "Rates per second of wall-clock time (--clock cpu for process CPU time).",
+}
+
+
+def format_table(rows: list[dict[str, Any]], clock: str = "cpu") -> str:
     """Plain aligned text: one line per row of :func:`run_bench`'s ``rows``, then notes."""
     header = (
         "env",
@@ -569,6 +587,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines
     ]
     text.insert(1, "  ".join("-" * w for w in widths))
+    text += ["", _CLOCK_NOTE[clock] + " Medians over the repeats; ratio = ours / peer."]
     sizing = {r["peer"]: r["peer_sizing"] for r in rows if r["peer"] and r["peer_sizing"]}
     notes = [f"  {peer}: {how}" for peer, how in sizing.items()]
     if notes:

@@ -39,6 +39,9 @@ def bench_sims(
     torch_spec: Annotated[
         str, typer.Option(help="torch requirement for peers that need torch (CPU build).")
     ] = "torch==2.13.0",
+    clock: Annotated[
+        str, typer.Option(help="Rates in the table from 'cpu' (process CPU time) or 'wall' time.")
+    ] = "cpu",
     json_path: Annotated[
         Path, typer.Option("--json", help="Where to write all results as JSON.")
     ] = Path("artifacts/bench/sims.json"),
@@ -57,13 +60,14 @@ def bench_sims(
             peers=not no_peers,
             venv_dir=venv_dir,
             torch_spec=torch_spec,
+            clock=clock,
             envs=tuple(env) if env else tuple(c.key for c in bench.OUR_CASES),
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     doc = bench.run_bench(config)
     bench.write_json(json_path, doc)
-    typer.echo(bench.format_table(doc["rows"]))
+    typer.echo(bench.format_table(doc["rows"], clock=config.clock))
     typer.echo(f"\nresults written to {json_path}")
 
 

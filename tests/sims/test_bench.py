@@ -38,8 +38,9 @@ def test_cli_times_our_envs_and_writes_json(tmp_path: Path) -> None:
         assert (res["state"] is None) == (res["state_switch"] is None)
         assert set(res["pixels"]) == {"32", "48"}
         for timing in res["pixels"].values():
-            assert len(timing["runs_per_s"]) == 2
+            assert len(timing["runs_per_s"]) == len(timing["cpu_runs_per_s"]) == 2
             assert timing["median_per_s"] > 0
+            assert timing["cpu_median_per_s"] > 0
             assert timing["steps"] == 4
     assert [(r["env"], r["image_size"]) for r in doc["rows"]] == [
         ("pusht", 32),
@@ -59,6 +60,7 @@ def test_cli_times_our_envs_and_writes_json(tmp_path: Path) -> None:
         (["--image-size", "8"], "image sizes"),
         (["--repeats", "0"], "repeats"),
         (["--env", "cartpole"], "envs must be among"),
+        (["--clock", "sundial"], "clock must be"),
     ],
 )
 def test_cli_rejects_bad_options(tmp_path: Path, args: list[str], message: str) -> None:
@@ -84,8 +86,9 @@ def test_measure_checks_frame_size() -> None:
     timing = _peer_bench.measure(
         make, lambda _e, o: o["pixels"], steps=3, warmup=0, repeats=3, seed=1, size=32
     )
-    assert len(timing.runs) == 3
+    assert len(timing.runs) == len(timing.cpu_runs) == 3
     assert sorted(timing.runs)[1] == timing.median
+    assert sorted(timing.cpu_runs)[1] == timing.cpu_median
     with pytest.raises(ValueError, match=r"frame must be \(40, 40, 3\)"):
         _peer_bench.measure(
             make, lambda _e, o: o["pixels"], steps=3, warmup=0, repeats=1, seed=1, size=40
@@ -105,18 +108,38 @@ def test_missing_env_is_reported_not_raised() -> None:
 
 def test_rows_and_table_compute_ratios() -> None:
     config = bench.BenchConfig(image_sizes=(96,), envs=("pusht",))
-    ours = [{"available": True, "state": None, "pixels": {96: {"median_per_s": 3000.0}}}]
+    ours = [
+        {
+            "available": True,
+            "state": None,
+            "pixels": {96: {"median_per_s": 3000.0, "cpu_median_per_s": 1500.0}},
+        }
+    ]
     peers = {
         "gym-pusht": {
             "sizing": {"gym_pusht/PushT-v0": "observation_width/height"},
             "results": [
-                {"case": "gym_pusht/PushT-v0", "mode": "state", "size": None, "median_per_s": 4e3},
-                {"case": "gym_pusht/PushT-v0", "mode": "pixels", "size": 96, "median_per_s": 600},
+                {
+                    "case": "gym_pusht/PushT-v0",
+                    "mode": "state",
+                    "size": None,
+                    "median_per_s": 4e3,
+                    "cpu_median_per_s": 4e3,
+                },
+                {
+                    "case": "gym_pusht/PushT-v0",
+                    "mode": "pixels",
+                    "size": 96,
+                    "median_per_s": 600.0,
+                    "cpu_median_per_s": 500.0,
+                },
             ],
         },
         "stable-worldmodel": {"error": "boom"},
     }
-    rows = bench.build_rows(ours, peers, config)
+    assert bench.build_rows(ours, peers, config)[0].frames_ratio == pytest.approx(3.0)  # cpu
+    wall = bench.BenchConfig(image_sizes=(96,), envs=("pusht",), clock="wall")
+    rows = bench.build_rows(ours, peers, wall)
     assert [r.peer for r in rows] == ["gym_pusht/PushT-v0", "swm/PushT-v1"]
     assert rows[0].frames_ratio == pytest.approx(5.0)
     assert rows[0].steps_ratio is None  # ours has no pixel-off switch here
@@ -125,8 +148,9 @@ def test_rows_and_table_compute_ratios() -> None:
     doc_rows = [
         {**r.__dict__, "frames_ratio": r.frames_ratio, "steps_ratio": r.steps_ratio} for r in rows
     ]
-    table = bench.format_table(doc_rows)
+    table = bench.format_table(doc_rows, clock="wall")
     assert "5.0x" in table
+    assert "wall-clock time" in table
     assert "observation_width/height" in table
 
 
@@ -177,6 +201,8 @@ def test_rounds_pool_into_one_median() -> None:
                 "size": size,
                 "median_per_s": rate,
                 "runs_per_s": [rate],
+                "cpu_median_per_s": rate / 2,
+                "cpu_runs_per_s": [rate / 2],
                 "steps": 10,
             }
             for size, rate in rates.items()
@@ -188,24 +214,24 @@ def test_rounds_pool_into_one_median() -> None:
     by_size = {r["size"]: r for r in pooled["results"]}
     assert by_size[None]["runs_per_s"] == [1.0, 3.0, 2.0]
     assert by_size[None]["median_per_s"] == 2.0
+    assert by_size[None]["cpu_median_per_s"] == 1.0
     assert by_size[96]["median_per_s"] == 10.0
     assert bench._merge_peer([*rounds, {"error": "exit 1"}]) == {"error": "exit 1"}
 
 
-class _BrokenEnv(gym.Env[np.ndarray, np.ndarray]):
-    observation_space = gym.spaces.Box(-1, 1, (1,))
+class _BrokenEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     action_space = gym.spaces.Box(-1, 1, (1,))
 
     def __init__(self, image_size: int = 32) -> None:
-        del image_size
+        self.size = image_size
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict[str, Any]]:
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         super().reset(seed=seed)
-        return np.zeros(1, np.float32), {}
+        return {"pixels": np.zeros((self.size, self.size, 3), np.uint8)}, {}
 
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict]:
         raise RuntimeError("physics exploded")
 
 
