@@ -24,7 +24,7 @@ from clients.errors import (
     WorldplanTimeoutError,
 )
 from clients.inprocess import InProcessTransport
-from clients.session import MPCSession
+from clients.session import AsyncMPCSession, MPCSession
 from clients.types import (
     Budget,
     Guardrails,
@@ -38,6 +38,7 @@ from clients.types import (
 
 __all__ = [
     "APIError",
+    "AsyncMPCSession",
     "AsyncWorldplanClient",
     "AuthenticationError",
     "BadRequestError",

@@ -12,6 +12,7 @@ which app it serves.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from typing import Any, TypeVar
@@ -47,7 +48,8 @@ class InProcessTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
-        self._asgi = httpx.ASGITransport(app=app)
+        # An exception in the app becomes its 500 response, as over a network.
+        self._asgi = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         self._shutdown: asyncio.Queue[Message] | None = None
         self._outbox: asyncio.Queue[Message] | None = None
         self._lifespan: asyncio.Task[None] | None = None
@@ -99,9 +101,15 @@ class InProcessTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         )
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        """Serve one request from a blocking client."""
+        """Serve one request from a blocking client, within the client's read timeout."""
         request.read()
-        return self._run(self._forward(request))
+        timeout = request.extensions.get("timeout", {}).get("read")
+        future = asyncio.run_coroutine_threadsafe(self._forward(request), self._loop)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError as exc:
+            future.cancel()
+            raise httpx.ReadTimeout(f"no answer within {timeout} s", request=request) from exc
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Serve one request from an async client (on any event loop)."""

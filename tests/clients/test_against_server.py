@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,10 +13,13 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+import typer
+from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "world_model"))
 from tiny_model import IMAGE_SIZE, PROPRIO_DIM, STATE_LABELS, tiny_model
 
+import clients.cli
 from clients import (
     AsyncWorldplanClient,
     AuthenticationError,
@@ -25,7 +29,9 @@ from clients import (
     MPCSession,
     NotFoundError,
     PlanOptions,
+    ServerError,
     WorldplanClient,
+    WorldplanTimeoutError,
 )
 from clients.evaluate import EvalConfig, evaluate
 from clients.inprocess import LifespanError
@@ -65,7 +71,7 @@ def image(seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
 
 
-OPTIONS = PlanOptions(model=MODEL, horizon=2, budget=Budget(iterations=2), proprio=[250.0, 260.0])
+OPTIONS = PlanOptions(model=MODEL, horizon=1, budget=Budget(iterations=1), proprio=[250.0, 260.0])
 
 
 def test_every_endpoint_through_the_in_process_transport(transport: InProcessTransport) -> None:
@@ -74,7 +80,7 @@ def test_every_endpoint_through_the_in_process_transport(transport: InProcessTra
     info = client.models()[0]
     assert (info.image_size, info.proprio_dim) == (IMAGE_SIZE, PROPRIO_DIM)
     plan = client.plan(image(1), image(2), OPTIONS)
-    assert np.asarray(plan.actions).shape == (2 * info.frameskip, info.env_action_dim)
+    assert np.asarray(plan.actions).shape == (info.frameskip, info.env_action_dim)
     multipart = client.plan(image(1), image(2), OPTIONS, upload="multipart", image_format="npy")
     assert multipart.model == MODEL
     record = client.get_plan(plan.plan_id)
@@ -149,6 +155,53 @@ def test_lifespan_runs_around_the_transport() -> None:
         assert events == ["lifespan.startup"]
         assert client.health().status == "ok"
     assert events == ["lifespan.startup", "lifespan.shutdown"]
+
+
+def test_app_failures_are_server_errors_and_slow_answers_time_out() -> None:
+    never = asyncio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await receive()
+            await send({"type": "lifespan.startup.complete"})
+            await receive()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        if scope["path"] == "/v1/health":
+            raise RuntimeError("boom")
+        await never.wait()
+
+    with WorldplanClient(transport=InProcessTransport(app), timeout_s=0.2) as client:
+        with pytest.raises(ServerError) as info:
+            client.health()
+        assert info.value.status_code == 500
+        with pytest.raises(WorldplanTimeoutError, match="timed out"):
+            client.models()
+
+
+def test_eval_command_in_process_through_the_app_factory(tmp_path: Path) -> None:
+    keys: list[str] = []
+
+    def factory(api_key: str) -> Any:
+        keys.append(api_key)
+        return create_app(Settings(api_keys=[api_key]), registry=registry())  # type: ignore[list-item]
+
+    app = typer.Typer()
+    app.add_typer(typer.Typer(), name="bench")
+    clients.cli.register(app, typer.Typer())
+    clients.cli.set_app_factory(factory)
+    try:
+        out = tmp_path / "r.json"
+        args = ["eval", "--env", "pusht", "--episodes", "1", "--max-steps", "2", "--budgets", "1"]
+        args += ["--horizon", "1", "--no-baselines", "--no-proprio", "--out", str(out)]
+        result = CliRunner().invoke(app, args)
+    finally:
+        clients.cli.set_app_factory(None)
+    assert result.exit_code == 0, result.output
+    assert len(keys) == 1  # a fresh key, accepted by the in-process app
+    data = json.loads(out.read_text())
+    assert data["model"]["name"] == MODEL
+    assert data["episodes"][0]["steps"] == 2
 
 
 def test_failed_startup_is_reported() -> None:

@@ -12,6 +12,7 @@ import pytest
 from clients_fakes import KEY, FakeService, maze_model, plan_body
 
 from clients import (
+    AsyncMPCSession,
     AsyncWorldplanClient,
     AuthenticationError,
     BadRequestError,
@@ -321,3 +322,24 @@ def test_warm_start_model_bounds() -> None:
         WarmStart(token="t", executed_steps=65)
     body = options(warm_start=WarmStart(token="t", executed_steps=3)).body()
     assert json.loads(json.dumps(body))["warm_start"] == {"token": "t", "executed_steps": 3}
+
+
+def test_async_session_warm_starts(fake: FakeService) -> None:
+    async def main() -> None:
+        client = AsyncWorldplanClient(api_key=KEY, transport=fake.transport())
+        session = AsyncMPCSession(client, options(), upload="multipart", image_format="npy")
+        first = await session.plan(image(1), image(2), [20.0, 30.0, 0.0, 0.0], [44, 30, 0, 0])
+        session.executed(5)
+        await session.plan(image(1), image(2), [22.0, 30.0, 0.0, 0.0], [44, 30, 0, 0])
+        assert fake.seen[-1].options["warm_start"] == {
+            "token": first.warm_start_token,
+            "executed_steps": 1,
+        }
+        fake.tokens.clear()
+        session.executed(5)
+        assert not (
+            await session.plan(image(1), image(2), [22, 30, 0, 0], [44, 30, 0, 0])
+        ).warm_started
+
+    asyncio.run(main())
+    assert [s.kind for s in fake.seen] == ["multipart"] * 4
