@@ -275,7 +275,8 @@ def _possible_contacts(
     return pushed, walls
 
 
-def _check_state(state: object, name: str) -> NDArray[np.float64]:
+def _check_state(state: object, name: str, bounded: bool = False) -> NDArray[np.float64]:
+    """Validate a state vector; ``bounded`` also requires the agent inside the proprio box."""
     arr = np.asarray(state)
     if arr.dtype.kind not in "biuf" or arr.shape != (STATE_DIM,):
         raise ValueError(
@@ -287,7 +288,7 @@ def _check_state(state: object, name: str) -> NDArray[np.float64]:
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} must be finite, got {arr.tolist()}")
     agent = arr[[0, 1, 5, 6]]
-    if np.any(agent < PROPRIO_LOW) or np.any(agent > PROPRIO_HIGH):
+    if bounded and (np.any(agent < PROPRIO_LOW) or np.any(agent > PROPRIO_HIGH)):
         raise ValueError(
             f"{name}: agent position must lie in [-64, 576] px and velocity in "
             f"[-1000, 1000] px/s, got position {arr[:2].tolist()} velocity {arr[5:].tolist()}"
@@ -431,7 +432,7 @@ class PushTEnv(WorldEnv):
 
     def set_state(self, state: NDArray[np.floating]) -> None:
         """Put the simulation into ``state`` exactly (see ``state_labels``)."""
-        checked = _check_state(state, "state")
+        checked = _check_state(state, "state", bounded=True)
         self._state = checked
         self._set_pose(checked)
 

@@ -221,8 +221,10 @@ def test_bad_state_and_options_are_rejected() -> None:
         env.set_state(np.zeros(5))
     with pytest.raises(ValueError, match="finite"):
         env.set_state(np.full(7, np.nan))
+    far = state((900.0, 100.0), (256.0, 256.0, 0.0))
     with pytest.raises(ValueError, match="agent position"):
-        env.set_state(state((900.0, 100.0), (256.0, 256.0, 0.0)))
+        env.set_state(far)
+    assert env.evaluate_state(far, env.goal_state)["is_success"] is False  # scoring still works
     with pytest.raises(ValueError, match="unknown reset options"):
         env.reset(options={"start": np.zeros(7)})
     with pytest.raises(ValueError, match="image_size"):
