@@ -5,8 +5,9 @@ env and its ``gym-pusht`` port), with the relative actions DINO-WM uses.
 
 Physics (pymunk 7), in pixels and seconds, image ``y`` pointing down:
 
-* Workspace 512 x 512, no gravity; four static walls (segments of radius 2
-  through (5, 5), (506, 5), (506, 506), (5, 506)).
+* Workspace 512 x 512, no gravity; four static walls with the inner faces of
+  the reference's (segments of radius 2 through (5, 5), (506, 5), (506, 506),
+  (5, 506)), i.e. at 7 and 504 px.
 * ``space.damping = 0``: every body loses all its velocity at each physics
   step, so the T moves only while it is being pushed.
 * Physics at 100 Hz (``dt = 0.01``), control at 10 Hz: one env step is 10
