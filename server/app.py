@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from server import ws
 from server.batching import Batcher
 from server.deps import Services, get_settings
 from server.metrics import Metrics
@@ -101,6 +102,7 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
     )
     app.include_router(plans.router)
     app.include_router(meta.router)
+    app.include_router(ws.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
 
     @app.middleware("http")
