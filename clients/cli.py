@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
+from clients.seeds import EVAL_SEED_BASE
+
 if TYPE_CHECKING:
     import httpx
 
@@ -127,7 +129,7 @@ def eval_command(  # noqa: PLR0917 - typer maps each parameter to an option
     ] = "cem",
     seed: Annotated[
         int, typer.Option(min=0, help="Base seed: episode i resets with seed+i.")
-    ] = 100_000,
+    ] = EVAL_SEED_BASE,
     server: Annotated[
         str | None, typer.Option(help="URL of a running server; in-process when omitted.")
     ] = None,

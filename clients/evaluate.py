@@ -29,25 +29,21 @@ from clients.closed_loop import (
 )
 from clients.goals import (
     DEFAULT_MAX_STEPS,
-    EVAL_SEED_BASE,
     GOAL_STEPS_DEFAULT,
     EnvAlias,
     Goal,
     door_y,
-    episode_seeds,
     make_goal,
     resolve_env,
 )
 from clients.images import ImageFormat
 from clients.report import budget_plot, write_json, write_video
+from clients.seeds import EVAL_SEED_BASE, RANDOM_SEED_OFFSET, episode_seeds
 from clients.session import MPCSession
 from clients.stats import Summary, summarise
 from clients.types import Budget, ModelInfo, PlannerName, PlanOptions
 
 log = logging.getLogger(__name__)
-
-RANDOM_SEED_OFFSET = 3_000_000
-"""The random baseline's actions in episode ``s`` are seeded with ``s + offset``."""
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Evaluation goals by DINO-WM's protocol, and the seeds they come from (all listed here).
 
 * push-T and maze: reset the env with the episode seed, run a held-out policy
-  (its own seed stream, disjoint from data collection) for ``goal_steps`` env
+  (its own seed stream, :mod:`clients.seeds`) for ``goal_steps`` env
   steps (25 = 5 planning steps x frameskip 5; the harder sets use 50 and 100);
   the state reached is the goal. A draw whose goal the start state already
   satisfies is redrawn with the next policy seed.
@@ -20,14 +20,10 @@ import gymnasium as gym
 import numpy as np
 from numpy.typing import NDArray
 
+from clients.seeds import goal_policy_seed
 from sims.base import WorldEnv
 from sims.policies import PolicyKind, make_policy
 
-EVAL_SEED_BASE = 100_000
-"""Episode ``i`` of an evaluation with base seed ``S`` resets the env with seed ``S + i``.
-Data collection uses seeds below this, so evaluation starts are held out."""
-GOAL_POLICY_SEED_OFFSET = 7_000_000
-"""The goal trajectory's policy is seeded with ``reset seed + offset + 1000 * redraw``."""
 MAX_GOAL_REDRAWS = 20
 GOAL_STEPS_DEFAULT = 25
 """Env steps of the goal trajectory: 5 planning steps x frameskip 5 (DINO-WM)."""
@@ -78,13 +74,6 @@ def resolve_env(name: str) -> EnvAlias:
     raise ValueError(f"unknown env {name!r}; known: {known}")
 
 
-def episode_seeds(base: int, episodes: int) -> list[int]:
-    """The reset seeds of an evaluation: ``base, base + 1, ...``."""
-    if episodes < 1 or base < 0:
-        raise ValueError(f"need episodes >= 1 and base >= 0, got {episodes}, {base}")
-    return [base + i for i in range(episodes)]
-
-
 @dataclass(frozen=True)
 class Goal:
     """One evaluation episode's start and goal.
@@ -130,7 +119,7 @@ def _trajectory_goal(
     for redraw in range(MAX_GOAL_REDRAWS):
         obs, info = env.reset(seed=seed)
         start = env.get_state()
-        policy_seed = seed + GOAL_POLICY_SEED_OFFSET + 1000 * redraw
+        policy_seed = goal_policy_seed(seed, redraw)
         policy = make_policy(env, kind, seed=policy_seed)
         for _ in range(goal_steps):
             obs, _, _, _, info = env.step(policy(obs, info))

@@ -11,13 +11,12 @@ import pytest
 import sims  # noqa: F401
 from clients.goals import (
     GOAL_POLICY,
-    GOAL_POLICY_SEED_OFFSET,
     door_y,
-    episode_seeds,
     make_goal,
     resolve_env,
     world,
 )
+from clients.seeds import GOAL_POLICY_SEED_OFFSET, episode_seeds
 from sims.policies import make_policy
 
 
