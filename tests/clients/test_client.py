@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from typing import Any
 
 import httpx
@@ -343,3 +345,13 @@ def test_async_session_warm_starts(fake: FakeService) -> None:
 
     asyncio.run(main())
     assert [s.kind for s in fake.seen] == ["multipart"] * 4
+
+
+def test_clients_never_import_the_server_planner_or_model() -> None:
+    code = (
+        "import sys, clients, clients.evaluate, clients.cli, clients.report; "
+        "banned = ('server', 'planner', 'world_model', 'torch'); "
+        "print(sorted(m for m in banned if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
