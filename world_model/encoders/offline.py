@@ -67,9 +67,11 @@ class PixelTokens(FrozenEncoder):
 class PyramidTokens(FrozenEncoder):
     """A fixed Gaussian pyramid folded into a ``grid x grid`` token map.
 
-    Level ``l`` blurs the normalised frame with ``sigmas[l]`` (pixels at ``image_size``),
-    area-downsamples it to ``grid * cells[l]`` per side and folds it into the tokens,
-    scaled by ``weights[l]``. D = 3 * sum(cells[l]^2).
+    Level ``l`` area-downsamples the normalised frame to ``grid * cells[l]`` per side,
+    blurs it with ``sigmas[l]`` (pixels at ``image_size``) and folds it into the tokens,
+    scaled by ``weights[l]``. D = 3 * sum(cells[l]^2). Pooling and blur of a level are
+    one fixed separable linear map; all levels are applied together as two matrix
+    products (rows, then columns).
     """
 
     def __init__(
@@ -91,6 +93,9 @@ class PyramidTokens(FrozenEncoder):
         self.image_size, self.num_patches, self.grid = image_size, grid * grid, grid
         self.sigmas, self.cells, self.weights = sigmas, cells, weights
         self.embed_dim = 3 * sum(c * c for c in cells)
+        maps = [level_matrix(image_size, grid * c, s) for s, c in zip(sigmas, cells, strict=True)]
+        self.maps: Tensor
+        self.register_buffer("maps", torch.cat(maps), persistent=False)  # (sum of sides, S)
         self.weights_sha256 = ""
         self.provenance = (
             f"training-free Gaussian pyramid of the RGB frame at {image_size} px: "
@@ -99,13 +104,40 @@ class PyramidTokens(FrozenEncoder):
 
     def features(self, x: Tensor) -> Tensor:
         """(B, 3, S, S) -> (B, grid^2, D)."""
-        levels = []
-        for sigma, cell, w in zip(self.sigmas, self.cells, self.weights, strict=True):
+        m = self.maps.to(x.dtype)  # (L, S): every level's map, stacked
+        b = x.shape[0]
+        y = x.reshape(-1, x.shape[-1]) @ m.T  # (B*3*S, L): all levels along W at once
+        y = rearrange(y, "(b c h) l -> h (b c l)", b=b, c=3)  # (S, B*3*L)
+        z = rearrange(m @ y, "k (b c l) -> b c k l", b=b, c=3)  # (B, 3, L, L): along H
+        levels, start = [], 0
+        for cell, w in zip(self.cells, self.weights, strict=True):
             side = self.grid * cell
-            # Pool first, then blur at the pooled resolution: the same low-pass, far cheaper.
-            y = blur(F.adaptive_avg_pool2d(x, side), sigma * side / self.image_size)
-            levels.append(w * fold_tokens(y, self.grid))  # (B, g^2, 3 cell^2)
+            block = z[:, :, start : start + side, start : start + side]  # (B, 3, side, side)
+            levels.append(w * fold_tokens(block, self.grid))  # (B, g^2, 3 cell^2)
+            start += side
         return torch.cat(levels, dim=-1)  # (B, g^2, D)
+
+
+def level_matrix(image_size: int, side: int, sigma: float) -> Tensor:
+    """(side, image_size) linear map: box-average down to ``side``, then Gaussian blur.
+
+    The blur has standard deviation ``sigma`` pixels at ``image_size`` and replicates the
+    border (taps beyond the edge fall on the edge sample), as :func:`blur` does.
+    """
+    pool = torch.zeros(side, image_size)
+    factor = image_size // side
+    for i in range(side):
+        pool[i, i * factor : (i + 1) * factor] = 1.0 / factor
+    s = sigma * side / image_size
+    if s <= 0:
+        return pool
+    k = gaussian_kernel(s)
+    r = (len(k) - 1) // 2
+    smooth = torch.zeros(side, side)
+    for i in range(side):
+        for t in range(-r, r + 1):
+            smooth[i, min(max(i + t, 0), side - 1)] += k[t + r]
+    return smooth @ pool
 
 
 class RandomConvTokens(FrozenEncoder):
