@@ -192,6 +192,7 @@ def eval_command(  # noqa: PLR0917 - typer maps each parameter to an option
         raise typer.BadParameter(str(exc)) from exc
     from clients.errors import WorldplanError  # noqa: PLC0415
 
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     runs = len(config.budgets) + (2 if baselines else 0)
     try:
         with (
