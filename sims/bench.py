@@ -233,16 +233,18 @@ def _pip(python: Path, args: list[str], log_path: Path) -> None:
         raise PeerError(f"pip {' '.join(args)} failed; see {log_path}:\n" + "\n".join(tail))
 
 
-def _check_cpu_torch(python: Path, torch_spec: str) -> None:
-    """Raise unless the torch in ``python``'s venv is a CPU-only build."""
+def _check_cpu_torch(python: Path, torch_spec: str) -> str:
+    """Return the version of the torch in ``python``'s venv; raise unless it is CPU-only."""
     probe = "import torch; print(torch.__version__, torch.version.cuda)"
     done = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, check=False)
     version, _, cuda = done.stdout.strip().partition(" ")
     if done.returncode != 0 or cuda != "None":
         raise PeerError(
             f"{torch_spec!r} gave torch {version or '?'} with CUDA {cuda or '?'}; the bench "
-            "needs a CPU build: pass --torch-spec naming a CPU wheel (e.g. a local file)"
+            "needs a CPU build: make a CPU wheel visible to pip (PIP_FIND_LINKS) and name "
+            "it with --torch-spec"
         )
+    return version
 
 
 def ensure_peer_venv(peer: PeerVenv, venv_dir: Path, torch_spec: str) -> Path:
@@ -267,9 +269,9 @@ def ensure_peer_venv(peer: PeerVenv, venv_dir: Path, torch_spec: str) -> Path:
     if peer.needs_torch:
         logger.info("%s: installing %s", peer.name, torch_spec)
         _pip(python, [torch_spec], log_path)
-        _check_cpu_torch(python, torch_spec)
+        version = _check_cpu_torch(python, torch_spec)
         pin = venv / "constraints.txt"
-        pin.write_text(torch_spec + "\n", encoding="utf-8")
+        pin.write_text(f"torch=={version}\n", encoding="utf-8")
         constraints = ["-c", str(pin)]
     logger.info("%s: installing %s", peer.name, " ".join(peer.requirements))
     _pip(python, [*constraints, *peer.requirements], log_path)
