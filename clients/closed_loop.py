@@ -253,9 +253,13 @@ class Episode:
         return out
 
 
+HIGHER_IS_BETTER = frozenset({"coverage"})
+"""Env metrics where more is better; the others (distance, chamfer) are distances."""
+
+
 def _better(metric_name: str, a: float, b: float) -> float:
-    """The better of two metric values (coverage: higher; distances: lower)."""
-    return max(a, b) if metric_name == "coverage" else min(a, b)
+    """The better of two values of the metric ``metric_name``."""
+    return max(a, b) if metric_name in HIGHER_IS_BETTER else min(a, b)
 
 
 def _execute(
