@@ -31,6 +31,18 @@ for _module in (sims.cli, world_model.cli, planner.cli, server.cli, clients.cli)
     _module.register(app, bench_app)
 
 
+def _in_process_app(api_key: str) -> object:
+    """The service as an ASGI app in this process, accepting ``api_key`` (for ``eval``)."""
+    from server.app import create_app  # noqa: PLC0415 - keep --help fast
+    from server.settings import Settings  # noqa: PLC0415
+
+    return create_app(Settings(api_keys=[api_key]))  # type: ignore[list-item]
+
+
+# This module is the composition root: the one place that hands the server to a client.
+clients.cli.set_app_factory(_in_process_app)
+
+
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the demo's outputs.")] = Path(
