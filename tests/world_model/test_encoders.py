@@ -23,6 +23,7 @@ from world_model.encoders import (
     list_encoders,
     load_encoder,
 )
+from world_model.encoders.compare import CASES, CompareConfig, compare, format_table
 from world_model.encoders.dinov2 import (
     CONFIGS,
     OFFICIAL_URLS,
@@ -153,16 +154,16 @@ def test_pos_embed_at_native_grid_is_untouched_and_interpolation_is_smooth() -> 
 
 
 def test_vits14_pth_converts_once_and_loads_from_cache(vits14_pth: Path, tmp_path: Path) -> None:
-    enc = load_encoder(NAME, weights=vits14_pth, cache_dir=tmp_path, image_size=112)
+    enc = load_encoder(NAME, weights=vits14_pth, cache_dir=tmp_path, image_size=56)
     out = enc(frames(2, 96))
-    assert out.shape == (2, 64, 384)
+    assert out.shape == (2, 16, 384)
     manifest = json.loads((tmp_path / f"{NAME}.json").read_text())
     assert manifest["source_sha256"] == sha256_file(vits14_pth)
     assert manifest["safetensors_sha256"] == sha256_file(tmp_path / f"{NAME}.safetensors")
     assert enc.weights_sha256 == manifest["safetensors_sha256"]
     assert not any(p.requires_grad for p in enc.parameters())
     assert not enc.train().training
-    again = load_encoder(NAME, cache_dir=tmp_path, image_size=112)
+    again = load_encoder(NAME, cache_dir=tmp_path, image_size=56)
     torch.testing.assert_close(again(frames(2, 96)), out)
 
 
@@ -410,3 +411,17 @@ def test_rank_quality_on_pusht_separates_pixels_from_a_blind_encoder() -> None:
     assert seeing.auc > 0.8
     flat = rank_quality(blind, "worldplan/PushT-v0", n=60, seed=3)
     assert (flat.spearman, flat.auc) == (0.0, 0.5)
+
+
+def test_compare_scores_every_case_and_tabulates() -> None:
+    encoders = {"pixels": load_encoder(PIXEL_BASELINE), "pyramid": load_encoder(OFFLINE_DEFAULT)}
+    rows = compare(encoders, CompareConfig(n=24, batch=4, repeats=1))
+    assert [r["encoder"] for r in rows] == ["pixels", "pyramid"]
+    for row in rows:
+        for key, *_ in CASES:
+            assert -1.0 <= row[key]["spearman"] <= 1.0
+            assert 0.0 <= row[key]["auc"] <= 1.0
+        assert row["images_per_s"] > 0
+    table = format_table(rows)
+    assert table.count("\n") == 3
+    assert "| pyramid | 64 x 84 |" in table

@@ -71,7 +71,9 @@ def images_per_second(encoder: Callable[[Tensor], Tensor], cfg: CompareConfig) -
 
 def compare(encoders: dict[str, FrozenEncoder], cfg: CompareConfig) -> list[dict[str, Any]]:
     """Proxy scores (mean over seeds) and images/s of each encoder."""
-    scores: dict[str, dict[str, list[tuple[float, float, float]]]] = {k: {} for k in encoders}
+    scores: dict[str, dict[str, list[tuple[float, float, float, float]]]] = {
+        k: {} for k in encoders
+    }
     jobs = [(case, seed) for case in CASES for seed in cfg.seeds]
     for (key, env_id, variant, kwargs), seed in tqdm(jobs, desc="proxy cases"):
         goal, frames, true = proxy_frames(
@@ -79,25 +81,32 @@ def compare(encoders: dict[str, FrozenEncoder], cfg: CompareConfig) -> list[dict
         )
         for name, enc in encoders.items():
             q = score(latent_distances(enc, goal, frames), true, env_id, variant)
-            scores[name].setdefault(key, []).append((q.spearman, q.auc, q.near_spearman))
+            scores[name].setdefault(key, []).append(
+                (q.spearman, q.auc, q.near_spearman, q.far_spearman)
+            )
     rows = []
     for name, enc in encoders.items():
         row: dict[str, Any] = {"encoder": name, **enc.describe()}
         for key, vals in scores[name].items():
             mean = np.mean(np.asarray(vals), axis=0)
-            row[key] = {"spearman": mean[0], "auc": mean[1], "near_spearman": mean[2]}
+            row[key] = {
+                "spearman": mean[0],
+                "auc": mean[1],
+                "near_spearman": mean[2],
+                "far_spearman": mean[3],
+            }
         row["images_per_s"] = images_per_second(enc, cfg)
         rows.append(row)
     return rows
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    """A markdown table of :func:`compare`'s rows."""
-    head = (
-        "| encoder | N x D | Spearman A / B | AUC A / B | near-only Spearman A / B "
-        "| Spearman maze U / 2-room / granular | images/s |"
-    )
-    lines = [head, "|" + " --- |" * 7]
+    """A markdown table of :func:`compare`'s rows (push-T A / B, then the other envs)."""
+    lines = [
+        "| encoder | N x D | Spearman A / B | AUC A / B | near-only Sp. A / B | far-only Sp. A / B "
+        "| Spearman maze U / 2-room / granular | images/s |",
+        "|" + " --- |" * 8,
+    ]
     for r in rows:
         a, b = r["pusht_A"], r["pusht_B"]
         others = " / ".join(
@@ -105,9 +114,11 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         )
         lines.append(
             f"| {r['encoder']} | {r['num_patches']} x {r['embed_dim']} "
-            f"| {a['spearman']:.2f} / {b['spearman']:.2f} | {a['auc']:.3f} / {b['auc']:.3f} "
-            f"| {a['near_spearman']:.2f} / {b['near_spearman']:.2f} | {others} "
-            f"| {r['images_per_s']:,.0f} |"
+            + "".join(
+                f"| {a[m]:.{p}f} / {b[m]:.{p}f} "
+                for m, p in (("spearman", 2), ("auc", 3), ("near_spearman", 2), ("far_spearman", 2))
+            )
+            + f"| {others} | {r['images_per_s']:,.0f} |"
         )
     return "\n".join(lines)
 

@@ -8,17 +8,19 @@ tokens, the planner's objective) is compared with the true distance:
 * AUC: the chance that a far state is further from the goal in latent space
   than a near one;
 * near-only Spearman, over the states nearest the goal, which is what the final
-  alignment of a plan depends on.
+  alignment of a plan depends on;
+* far-only Spearman, over the states away from the goal, where a planner starting far
+  needs the distance to keep growing (raw pixels go flat once nothing overlaps).
 
 push-T (as in the reference measurement): goal pose (256, 256, pi/4); variant
 ``"block"`` perturbs the block pose, ``"agent"`` moves the pusher too. True
 distance in success units: block (and pusher) displacement / 20 px + angle error
-/ (pi / 9). Near: d < 2, far: d > 4, near-only: d < 4.
+/ (pi / 9). Near: d < 2, far: d > 4, near-only: d < 4, far-only: d > 2.
 
 Other envs: states interpolated between the goal and the env's own start states
 (maze: positions, granular: disc configurations), true distance = the env's task
-metric (``distance``, ``chamfer``); near / far / near-only are the lowest third,
-highest third and lowest half of the true distances.
+metric (``distance``, ``chamfer``); near / far / near-only / far-only are the lowest
+third, highest third, lowest half and highest half of the true distances.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class RankQuality:
     spearman: float
     auc: float
     near_spearman: float
+    far_spearman: float
     n_near: int
     n_far: int
 
@@ -200,10 +203,10 @@ def score(
 ) -> RankQuality:
     """The proxy's numbers from latent and true distances."""
     if env_id == PUSHT_ID:
-        near, far, close = true < 2, true > 4, true < 4
+        near, far, close, away = true < 2, true > 4, true < 4, true > 2
     else:
         lo, hi, mid = np.quantile(true, [1 / 3, 2 / 3, 1 / 2])
-        near, far, close = true <= lo, true >= hi, true <= mid
+        near, far, close, away = true <= lo, true >= hi, true <= mid, true > mid
     return RankQuality(
         env_id=env_id,
         variant=variant,
@@ -211,6 +214,7 @@ def score(
         spearman=spearman(latent, true),
         auc=auc(latent[near], latent[far]),
         near_spearman=spearman(latent[close], true[close]),
+        far_spearman=spearman(latent[away], true[away]),
         n_near=int(near.sum()),
         n_far=int(far.sum()),
     )
