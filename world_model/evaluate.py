@@ -45,6 +45,8 @@ from numpy.typing import NDArray
 from torch import Tensor
 
 from world_model import data as wm_data
+from world_model.encoders.offline import PixelTokens
+from world_model.encoders.proxy import rank_quality
 from world_model.model import WorldModel
 from world_model.types import Latent
 
@@ -66,8 +68,10 @@ class EvalConfig:
     #: ``"auto"`` (the bundle's validation split when the dataset is its training set,
     #: else all episodes), ``"val"`` or ``"all"``.
     split: str = "auto"
-    #: Frames per episode in the ranking proxy (evenly spaced; the last is the goal).
+    #: Frames per episode in the held-out-episode ranking (evenly spaced; the last is the goal).
     proxy_frames: int = 16
+    #: States rendered for the encoder ranking proxy (``rank_quality``; 0: skip it).
+    proxy_states: int = 300
 
     def __post_init__(self) -> None:
         if not self.horizons or any(not isinstance(h, int) or h < 1 for h in self.horizons):
@@ -76,6 +80,8 @@ class EvalConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"EvalConfig.{name} must be a positive int, got {value!r}")
+        if self.proxy_states < 0:
+            raise ValueError(f"EvalConfig.proxy_states must be >= 0, got {self.proxy_states}")
         if self.max_episodes < 0:
             raise ValueError(f"EvalConfig.max_episodes must be >= 0, got {self.max_episodes}")
         if self.split not in ("auto", "val", "all"):
@@ -160,9 +166,11 @@ def load_held_out(
 
 
 def _cache_key(model: WorldModel, path: Path) -> str | None:
+    """The dataset's complete feature cache made by the model's encoder, if any."""
+    total = len(wm_data.complete_episodes(path))
     for key, info in wm_data.feature_caches(path).items():
         same = info.get("encoder_id") == model.spec.encoder_id
-        if same and info.get("sha256") == model.spec.encoder_sha256:
+        if same and info.get("sha256") == model.spec.encoder_sha256 and info["episodes"] == total:
             return key
     return None
 
@@ -185,10 +193,11 @@ def _read_episode(
             f"dataset probe targets {labels} differ from the model's {model.state_labels}"
         )
     pixels = g["pixels"]
-    if key is not None and name in f["features"][key]:
+    if key is not None:
         feats = f["features"][key][name][()].astype(np.float32)  # (T+1, N, D)
     else:
-        assert model.encoder is not None  # checked by the caller
+        if model.encoder is None:
+            raise ValueError(f"no cached features for {name} and no encoder loaded")
         feats = wm_data.encode_frames(model.encoder, pixels[()], cfg.batch_size).astype(np.float32)
     index = np.unique(np.linspace(0, len(feats) - 1, cfg.proxy_frames).round().astype(np.int64))
     out.features.append(feats)
@@ -324,7 +333,7 @@ def _ranks(x: NDArray[np.float64]) -> NDArray[np.float64]:
     return np.asarray(sums[inverse] / counts[inverse], dtype=np.float64)
 
 
-def ranking_proxy(model: WorldModel, held: HeldOut) -> dict[str, float]:
+def episode_ranking(model: WorldModel, held: HeldOut) -> dict[str, float]:
     """Does latent distance to a goal frame rank frames by their true state distance?
 
     For every held-out episode the last proxy frame is the goal; every other proxy
@@ -394,7 +403,8 @@ def evaluate_model(
         "windows": len(windows.actions),
         "config": asdict(cfg),
         "horizons": rows,
-        "ranking_proxy": ranking_proxy(model, held),
+        "episode_ranking": episode_ranking(model, held),
+        "ranking_proxy": encoder_proxy(model, cfg.proxy_states, model_info.get("env_kwargs")),
     }
 
 
@@ -412,12 +422,20 @@ def format_table(result: dict[str, Any]) -> str:
             f"{r['copy_latent_mse']:>10.4f} {r['state_nrmse']:>12.3f} "
             f"{r['copy_state_nrmse']:>10.3f} {r['floor_state_nrmse']:>12.3f}"
         )
-    p = result["ranking_proxy"]
+    for row in result["ranking_proxy"]:
+        lines.append(
+            f"ranking proxy ({row['variant']}, {row['n']} states): Spearman encoder "
+            f"{row['encoder']['spearman']:.3f} vs pixels {row['pixels']['spearman']:.3f}; "
+            f"near-only {row['encoder']['near_spearman']:.3f} vs "
+            f"{row['pixels']['near_spearman']:.3f}; AUC {row['encoder']['auc']:.3f} vs "
+            f"{row['pixels']['auc']:.3f}"
+        )
+    p = result["episode_ranking"]
     if p.get("pairs"):
         lines.append(
-            f"ranking proxy ({int(p['pairs'])} pairs): Spearman latent {p['spearman_latent']:.3f} "
-            f"vs pixels {p['spearman_pixels']:.3f}; near half: latent "
-            f"{p['near_spearman_latent']:.3f} vs pixels {p['near_spearman_pixels']:.3f}"
+            f"held-out episodes ({int(p['pairs'])} frame-goal pairs): Spearman encoder "
+            f"{p['spearman_latent']:.3f} vs pixels {p['spearman_pixels']:.3f}; near half "
+            f"{p['near_spearman_latent']:.3f} vs {p['near_spearman_pixels']:.3f}"
         )
     return "\n".join(lines)
 
@@ -428,6 +446,34 @@ def write_json(result: dict[str, Any], path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(result, indent=2) + "\n")
     tmp.replace(path)
+
+
+def encoder_proxy(
+    model: WorldModel, states: int, env_kwargs: dict[str, Any] | None
+) -> list[dict[str, Any]]:
+    """The encoder ranking proxy (:func:`world_model.encoders.proxy.rank_quality`) vs raw pixels.
+
+    Needs the model's encoder; returns one row per variant (push-T: block, agent), or
+    nothing when ``states`` is 0 or no encoder is loaded.
+    """
+    if states == 0 or model.encoder is None:
+        if states:
+            log.warning("ranking proxy skipped: no encoder loaded")
+        return []
+    size = model.spec.image_size
+    pixels = PixelTokens(image_size=size, grid=8 if size % 8 == 0 else 1)
+    kwargs = dict(env_kwargs) if env_kwargs is not None else dict(model.spec.env_options)
+    variants = ("block", "agent") if model.env_id == "worldplan/PushT-v0" else ("block",)
+    rows = []
+    for variant in variants:
+        enc, pix = (
+            rank_quality(e, model.env_id, variant, n=states, image_size=size, env_kwargs=kwargs)
+            for e in (model.encoder, pixels)
+        )
+        rows.append(
+            {"variant": variant, "n": enc.n, "encoder": enc.as_dict(), "pixels": pix.as_dict()}
+        )
+    return rows
 
 
 def needs_encoder(model: WorldModel, data_path: str | Path) -> bool:

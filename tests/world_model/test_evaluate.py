@@ -146,12 +146,30 @@ def test_spearman() -> None:
     assert ev._ranks(np.array([3.0, 1.0, 3.0])).tolist() == [1.5, 0.0, 1.5]
 
 
-def test_ranking_proxy_is_reported(dataset: Path) -> None:
+def test_episode_ranking_is_reported(dataset: Path) -> None:
     result = ev.evaluate_model(_model(dataset), dataset, ev.EvalConfig(horizons=(2,)), {})
-    proxy = result["ranking_proxy"]
-    assert proxy["pairs"] > 10
+    ranking = result["episode_ranking"]
+    assert ranking["pairs"] > 10
     for key in ("spearman_latent", "spearman_pixels", "near_spearman_latent"):
-        assert -1.0 <= proxy[key] <= 1.0
+        assert -1.0 <= ranking[key] <= 1.0
+    assert result["ranking_proxy"] == []  # no encoder loaded: the rendered proxy is skipped
+
+
+def test_encoder_ranking_proxy_next_to_pixels(dataset: Path) -> None:
+    model = _model(dataset)
+    model.attach_encoder(TinyEncoder())
+    cfg = ev.EvalConfig(horizons=(2,), proxy_states=12)
+    result = ev.evaluate_model(model, dataset, cfg, {})
+    rows = result["ranking_proxy"]
+    assert [r["variant"] for r in rows] == ["block", "agent"]
+    for row in rows:
+        assert row["n"] == 12
+        assert row["encoder"]["spearman"] != row["pixels"]["spearman"]
+        assert -1.0 <= row["encoder"]["spearman"] <= 1.0
+        for key in ("near_spearman", "auc"):  # NaN when too few states fall near/far
+            value = row["encoder"][key]
+            assert math.isnan(value) or -1.0 <= value <= 1.0
+    assert "ranking proxy (block, 12 states)" in ev.format_table(result)
 
 
 def test_eval_model_cli(dataset: Path, tmp_path: Path) -> None:
