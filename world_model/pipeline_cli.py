@@ -98,7 +98,7 @@ def train_cmd(
     depth: Annotated[int, typer.Option(help="Predictor blocks.")] = 4,
     width: Annotated[int, typer.Option(help="Predictor width.")] = 128,
     heads: Annotated[int, typer.Option(help="Predictor attention heads.")] = 4,
-    merge: Annotated[int, typer.Option(help="Predictor patch merge factor.")] = 1,
+    merge: Annotated[int, typer.Option(help="Predictor patch merge factor.")] = 2,
     features: Annotated[
         str | None, typer.Option(help="Feature cache key (default: the only one).")
     ] = None,

@@ -102,8 +102,9 @@ class TrainConfig:
     mlp_dim: int = 512
     #: Predictor dropout.
     dropout: float = 0.1
-    #: Patch merge factor of the predictor (1: one token per patch).
-    merge: int = 1
+    #: Patch merge factor of the predictor (1: one token per patch, as DINO-WM). 2 merges
+    #: 2 x 2 patches into one token: 4x fewer tokens, ~5x faster steps on this CPU.
+    merge: int = 2
 
     def __post_init__(self) -> None:
         ints = (
