@@ -130,7 +130,10 @@ def load_bundle(
             use: rollout, probe, decode; ``encode_images`` then raises).
 
     Returns:
-        The model, in eval mode, on ``device``.
+        The model, in eval mode, on ``device``, with its parameters frozen
+        (``requires_grad=False``: gradients still flow to the inputs of a rollout, as
+        the gradient planner needs, without computing weight gradients). Call
+        ``model.requires_grad_(True)`` to fine-tune.
     """
     path = Path(path)
     manifest = read_manifest(path)
@@ -143,7 +146,7 @@ def load_bundle(
         raise BundleError(f"bundle {path}: {exc}") from exc
     for filename, attr in WEIGHT_FILES.items():
         _load_weights(getattr(model, attr), path / filename, manifest["files"][filename])
-    model.to(device).eval()
+    model.to(device).eval().requires_grad_(False)
     if encoder is None and load_encoder:
         encoder = _registry_encoder(spec, path)
     if encoder is not None:

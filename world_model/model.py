@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -264,6 +264,13 @@ class WorldModel(nn.Module):
                 f"encoder gives ({encoder.num_patches}, {encoder.embed_dim}) tokens, the model "
                 f"needs ({c.num_patches}, {c.embed_dim})"
             )
+        size = self.spec.encoder_image_size
+        if size and encoder.image_size != size:
+            raise ValueError(
+                f"model was trained on {encoder.encoder_id} features of {size} px inputs, the "
+                f"encoder resizes to {encoder.image_size} px: load it with image_size={size}"
+            )
+        self.spec = replace(self.spec, encoder_image_size=encoder.image_size)
         # Kept out of the module tree: its weights are not part of this model's state.
         object.__setattr__(self, "encoder", encoder)
 

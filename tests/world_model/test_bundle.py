@@ -209,3 +209,16 @@ def test_golden_bundle_outputs() -> None:
             assert (value.int() - want.int()).abs().max() <= 1, key
         else:
             torch.testing.assert_close(value, want, atol=1e-5, rtol=1e-5, msg=key)
+
+
+def test_loaded_model_is_frozen_but_differentiable_in_actions(
+    saved: tuple[WorldModel, Path],
+) -> None:
+    _, path = saved
+    model = load_bundle(path, encoder=TinyEncoder())
+    assert not any(p.requires_grad for p in model.parameters())
+    z0 = model.encode_images(*tiny_inputs(batch=2, frames=1))
+    actions = torch.randn(2, 3, A, requires_grad=True)
+    model.rollout(z0, actions).visual.square().mean().backward()
+    assert actions.grad is not None
+    assert actions.grad.abs().sum() > 0

@@ -77,6 +77,12 @@ def test_attach_encoder_checks_identity() -> None:
     other.encoder_id = "another_encoder"
     with pytest.raises(ValueError, match="another_encoder"):
         model.attach_encoder(other)
+    model.attach_encoder(TinyEncoder())
+    assert model.spec.encoder_image_size == 16  # recorded for the bundle
+    resized = TinyEncoder()
+    resized.image_size = 32
+    with pytest.raises(ValueError, match="image_size=16"):
+        model.attach_encoder(resized)
 
 
 def _z0(model: WorldModel, batch: int = 3, frames: int = 2) -> Latent:
