@@ -32,9 +32,46 @@ def bench_planner(  # noqa: PLR0917 - typer maps each parameter to an option
     model: Annotated[
         str,
         typer.Option(
-            help="World model to plan on: 'analytic' (a point mass with a known optimum)."
+            help="World model to plan on: 'analytic' (a point mass with a known optimum) or "
+            "'bundle' (the push-T bundle at --bundle, side by side with DINO-WM's CEM loop and "
+            "stable-worldmodel's solvers; a random-init push-T-shaped model, labelled as "
+            "such, when there is no bundle)."
         ),
     ] = "analytic",
+    bundle: Annotated[
+        Path, typer.Option(help="With --model bundle: the push-T model bundle folder.")
+    ] = Path("models/pusht"),
+    pairs: Annotated[
+        int, typer.Option(min=1, help="With --model bundle: (observation, goal) pairs.")
+    ] = 4,
+    samples: Annotated[
+        int, typer.Option(min=1, help="With --model bundle: samples per iteration (all CEM/MPPI).")
+    ] = 300,
+    elites: Annotated[int, typer.Option(min=1, help="With --model bundle: elites (top k).")] = 30,
+    iterations: Annotated[
+        int, typer.Option(min=1, help="With --model bundle: CEM/MPPI iterations.")
+    ] = 30,
+    grad_iterations: Annotated[
+        int, typer.Option(min=1, help="With --model bundle: gradient steps.")
+    ] = 100,
+    restarts: Annotated[
+        int, typer.Option(min=1, help="With --model bundle: gradient restarts (samples).")
+    ] = 8,
+    peers: Annotated[
+        bool, typer.Option(help="With --model bundle: run stable-worldmodel's solvers too.")
+    ] = True,
+    dinowm: Annotated[
+        bool, typer.Option(help="With --model bundle: run DINO-WM's CEM loop too.")
+    ] = True,
+    batched: Annotated[
+        bool, typer.Option(help="With --model bundle: also plan all pairs in one call.")
+    ] = True,
+    venv_dir: Annotated[
+        Path, typer.Option(help="Where the benchmark-only peer venvs live.")
+    ] = Path("artifacts/bench-venvs"),
+    torch_spec: Annotated[
+        str, typer.Option(help="pip requirement of the (CPU) torch for the peer venv.")
+    ] = "torch==2.13.0",
     optimisers: Annotated[
         str, typer.Option(help="Comma-separated: cem, mppi, gradient.")
     ] = "cem,mppi,gradient",
@@ -43,20 +80,23 @@ def bench_planner(  # noqa: PLR0917 - typer maps each parameter to an option
     ] = 20,
     seed: Annotated[int, typer.Option(help="Seed of the problems.")] = 0,
     threads: Annotated[int, typer.Option(min=1, help="torch CPU threads.")] = 1,
-    out: Annotated[Path, typer.Option(help="JSON results file.")] = Path(
-        "artifacts/bench/planner.json"
-    ),
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="JSON results file [default: artifacts/bench/planner.json, or "
+            "planner_pusht.json with --model bundle]."
+        ),
+    ] = None,
 ) -> None:
-    """Time per plan (p50/p95), final cost and time to the optimum for each optimiser."""
+    """Time per plan (p50/p95) and final cost for each optimiser (and, on push-T, its peers)."""
     import torch  # noqa: PLC0415 - keep `worldplan --help` fast
     from tqdm import tqdm  # noqa: PLC0415
 
     from planner import bench  # noqa: PLC0415
 
-    if model != "analytic":
+    if model not in ("analytic", "bundle"):
         raise typer.BadParameter(
-            f"model must be 'analytic' (model bundles are not wired in yet), got {model!r}",
-            param_hint="--model",
+            f"model must be 'analytic' or 'bundle', got {model!r}", param_hint="--model"
         )
     names = [n.strip() for n in optimisers.split(",") if n.strip()]
     unknown = sorted(set(names) - set(bench.OPTIMISERS))
@@ -70,6 +110,25 @@ def bench_planner(  # noqa: PLR0917 - typer maps each parameter to an option
     def progress(it: Iterator[T], total: int) -> Iterator[T]:
         return iter(tqdm(it, total=total, leave=False, desc="planning"))
 
+    if model == "bundle":
+        from planner import bench_peers  # noqa: PLC0415
+
+        try:
+            cfg = bench_peers.PushTBenchConfig(
+                bundle=bundle, pairs=pairs, seed=seed, samples=samples, elites=elites,
+                iterations=iterations, grad_iterations=grad_iterations, restarts=restarts,
+                optimisers=tuple(names), batched=batched, dinowm=dinowm, peers=peers,
+                threads=threads, venv_dir=venv_dir, torch_spec=torch_spec,
+            )  # fmt: skip
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from exc
+        out = out or Path("artifacts/bench/planner_pusht.json")
+        pusht = bench_peers.run_pusht(cfg, progress)
+        typer.echo(bench_peers.format_table(pusht))
+        _write_json(out, pusht)
+        typer.echo(f"wrote {out}")
+        return
+    out = out or Path("artifacts/bench/planner.json")
     result = bench.run(names, problems, seed, progress)
     typer.echo(bench.format_table(result))
     _write_json(out, result)
