@@ -159,6 +159,9 @@ def _box_corners(box: tuple[float, float, float, float], grow: float = 0.0) -> N
 
 
 _T_INNER = [_box_corners(box, -_EDGE) for box in T_BOXES]
+# Centres and circumradii of the T's boxes, to skip box pairs that cannot overlap.
+_BOX_CENTRES = [((x0 + x1) / 2, (y0 + y1) / 2) for x0, y0, x1, y1 in T_BOXES]
+_BOX_RADII = [math.hypot(x1 - x0, y1 - y0) / 2 for x0, y0, x1, y1 in T_BOXES]
 # Vertex lists for pymunk.
 _T_VERTICES = [[(float(x), float(y)) for x, y in _box_corners(b)] for b in T_BOXES]
 _WALL_VERTICES = [[(float(x), float(y)) for x, y in _box_corners(b)] for b in _WALL_BOXES]
@@ -179,8 +182,14 @@ def block_polygons(pose: Pose) -> list[NDArray[np.float64]]:
 
 def block_centroid(pose: Pose) -> NDArray[np.float64]:
     """The T's centre of mass in the workspace for ``pose``, shape (2,)."""
-    out: NDArray[np.float64] = local_to_world(np.array([T_CENTROID_LOCAL]), pose)[0]
-    return out
+    return np.array(_to_world(T_CENTROID_LOCAL, pose))
+
+
+def _to_world(point: tuple[float, float], pose: Pose) -> tuple[float, float]:
+    """One local point to the workspace (scalar code: these run in every step)."""
+    x, y, angle = pose
+    c, s = math.cos(angle), math.sin(angle)
+    return x + c * point[0] - s * point[1], y + s * point[0] + c * point[1]
 
 
 def _clip(subject: list[tuple[float, float]], clip: list[tuple[float, float]]) -> list[Any]:
@@ -221,12 +230,19 @@ def coverage(pose: Pose, goal_pose: Pose) -> float:
     Each T is two boxes with disjoint interiors, so the overlap is the sum of
     the four box-box intersections, each a convex clip.
     """
-    a, b = block_centroid(pose), block_centroid(goal_pose)
-    if math.hypot(*(a - b)) > 2 * T_RADIUS:
+    ax, ay = _to_world(T_CENTROID_LOCAL, pose)
+    bx, by = _to_world(T_CENTROID_LOCAL, goal_pose)
+    if math.hypot(ax - bx, ay - by) > 2 * T_RADIUS:
         return 0.0
     mine = [[(float(x), float(y)) for x, y in p] for p in block_polygons(pose)]
     goal = [[(float(x), float(y)) for x, y in p] for p in block_polygons(goal_pose)]
-    overlap = sum(_area(_clip(m, g)) for m in mine for g in goal)
+    centres = [[_to_world(c, q) for c in _BOX_CENTRES] for q in (pose, goal_pose)]
+    overlap = 0.0
+    for i, m in enumerate(mine):
+        for j, g in enumerate(goal):
+            (mx, my), (gx, gy) = centres[0][i], centres[1][j]
+            if math.hypot(mx - gx, my - gy) < _BOX_RADII[i] + _BOX_RADII[j]:
+                overlap += _area(_clip(m, g))
     return min(overlap / T_AREA, 1.0)
 
 
@@ -244,7 +260,10 @@ def default_goal_state() -> NDArray[np.float64]:
 
 def agent_block_distance(agent_xy: NDArray[np.floating], pose: Pose) -> float:
     """Distance from a point to the T at ``pose`` (0 inside)."""
-    lx, ly = world_to_local(np.asarray(agent_xy, dtype=np.float64)[None], pose)[0]
+    x, y, angle = pose
+    c, s = math.cos(angle), math.sin(angle)
+    dx0, dy0 = float(agent_xy[0]) - x, float(agent_xy[1]) - y
+    lx, ly = c * dx0 + s * dy0, -s * dx0 + c * dy0
     best = math.inf
     for x0, y0, x1, y1 in T_BOXES:
         dx = max(x0 - lx, 0.0, lx - x1)
