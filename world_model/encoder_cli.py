@@ -70,6 +70,9 @@ def encoder_compare(
     random_vit: Annotated[
         bool, typer.Option("--random-vit", help="Add a random-init ViT-S/14 at 112 px (slow).")
     ] = False,
+    autoencoder_steps: Annotated[
+        int, typer.Option(help="Train the conv autoencoder candidate this many steps (0: skip).")
+    ] = 0,
     json_path: Annotated[
         Path, typer.Option("--json", help="Where to write the results as JSON.")
     ] = Path("artifacts/bench/encoders.json"),
@@ -81,7 +84,8 @@ def encoder_compare(
 
     torch.set_num_threads(threads)
     cfg = compare.CompareConfig(n=n, seeds=tuple(seed or (0,)), frame_size=frame_size)
-    rows = compare.compare(compare.default_candidates(random_vit), cfg)
+    candidates = compare.default_candidates(random_vit, autoencoder_steps, seed=cfg.seeds[0])
+    rows = compare.compare(candidates, cfg)
     typer.echo(compare.format_table(rows))
     compare.write_json(json_path, rows, cfg)
     typer.echo(f"wrote {json_path}")

@@ -23,6 +23,7 @@ from world_model.encoders import (
     list_encoders,
     load_encoder,
 )
+from world_model.encoders import autoencoder as ae
 from world_model.encoders.compare import CASES, CompareConfig, compare, format_table
 from world_model.encoders.dinov2 import (
     CONFIGS,
@@ -425,3 +426,20 @@ def test_compare_scores_every_case_and_tabulates() -> None:
     table = format_table(rows)
     assert table.count("\n") == 3
     assert "| pyramid | 64 x 84 |" in table
+
+
+def test_autoencoder_candidate_collects_frames_and_learns() -> None:
+    frames_ = ae.collect_frames(per_source=6, seed=1)
+    assert frames_.shape == (24, 64, 64, 3)
+    assert frames_.dtype == np.uint8
+    x = torch.from_numpy(frames_).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+    torch.manual_seed(0)
+    untrained = ae.ConvAutoencoder()
+    model = ae.train_autoencoder(frames_, steps=8, seed=0, batch=4, lr=3e-3)
+    with torch.no_grad():
+        before = float(F.mse_loss(untrained(x), x))
+        after = float(F.mse_loss(model(x), x))
+    assert after < 0.85 * before  # eight small steps already cut the error
+    enc = ae.AutoencoderTokens(model, "test")
+    assert enc(frames_[:3]).shape == (3, 64, 64)
+    assert not any(p.requires_grad for p in enc.parameters())

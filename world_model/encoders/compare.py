@@ -130,8 +130,17 @@ def write_json(path: Path, rows: list[dict[str, Any]], cfg: CompareConfig) -> No
     path.write_text(json.dumps(payload, indent=2, default=float) + "\n")
 
 
-def default_candidates(random_vit: bool = False) -> dict[str, FrozenEncoder]:
-    """Raw pixels, the offline default, the pyramid variants it was chosen from, controls."""
+def default_candidates(
+    random_vit: bool = False, autoencoder_steps: int = 0, seed: int = 0
+) -> dict[str, FrozenEncoder]:
+    """Raw pixels, the offline default, the pyramid variants it was chosen from, controls.
+
+    Args:
+        random_vit: Add a random-init ViT-S/14 at 112 px (slow on CPU).
+        autoencoder_steps: Train the conv autoencoder this many steps on sim frames and
+            add it (0: skip).
+        seed: Seed of the autoencoder's frames and training.
+    """
     from world_model.encoders import OFFLINE_DEFAULT, PIXEL_BASELINE, load_encoder  # noqa: PLC0415
     from world_model.encoders.offline import PyramidTokens, RandomConvTokens  # noqa: PLC0415
 
@@ -144,6 +153,15 @@ def default_candidates(random_vit: bool = False) -> dict[str, FrozenEncoder]:
         ),
         f"{OFFLINE_DEFAULT} (chosen)": load_encoder(OFFLINE_DEFAULT),
     }
+    if autoencoder_steps > 0:
+        from world_model.encoders import autoencoder as ae  # noqa: PLC0415
+
+        frames = ae.collect_frames(per_source=1500, seed=seed)
+        model = ae.train_autoencoder(frames, steps=autoencoder_steps, seed=seed)
+        note = (
+            f"conv autoencoder, {autoencoder_steps} steps on {len(frames)} sim frames, seed {seed}"
+        )
+        out[f"conv autoencoder, {autoencoder_steps} steps"] = ae.AutoencoderTokens(model, note)
     if random_vit:
         from world_model.encoders.dinov2 import (  # noqa: PLC0415
             CONFIGS,
