@@ -30,8 +30,7 @@ from torch import Tensor
 
 from planner.config import ObjectiveConfig
 from planner.objective import latent_cost
-from world_model.model import WorldModel
-from world_model.types import Latent
+from world_model.types import Latent, LatentModel
 
 #: Keys of the pairs file: (P, T0, N, D), (P, T0, Pp), (P, 1, N, D), (P, 1, Pp).
 PAIR_KEYS = ("obs_visual", "obs_proprio", "goal_visual", "goal_proprio")
@@ -47,7 +46,7 @@ class LatentCostable:
     pair's latents, which the solvers expand to ``(B, S, ...)``.
     """
 
-    def __init__(self, model: WorldModel, objective: ObjectiveConfig) -> None:
+    def __init__(self, model: LatentModel, objective: ObjectiveConfig) -> None:
         self.model = model
         self.objective = objective
 

@@ -53,7 +53,7 @@ from planner.guardrails import guardrails_for
 from planner.objective import latent_cost
 from planner.types import Plan, PlanRequest
 from world_model.model import WorldModel
-from world_model.types import Latent
+from world_model.types import Latent, LatentModel
 
 logger = logging.getLogger(__name__)
 
@@ -265,9 +265,9 @@ def _encode(model: WorldModel, obs: dict[str, Any]) -> Latent:
 
 
 @torch.no_grad()
-def score(model: WorldModel, pair: Pair, actions: Tensor, objective: ObjectiveConfig) -> float:
+def score(model: LatentModel, pair: Pair, actions: Tensor, objective: ObjectiveConfig) -> float:
     """The latent objective of ``actions`` (H, A) env units from ``pair``: one scorer for all."""
-    pred = model.rollout(pair.obs, actions[None].to(model.device, torch.float32))
+    pred = model.rollout(pair.obs, actions[None].to(pair.obs.visual))
     return float(latent_cost(objective, pred, pair.goal)[0])
 
 
@@ -276,7 +276,7 @@ def score(model: WorldModel, pair: Pair, actions: Tensor, objective: ObjectiveCo
 
 @torch.no_grad()
 def dinowm_cem(
-    model: WorldModel,
+    model: LatentModel,
     pair: Pair,
     *,
     horizon: int,
@@ -299,12 +299,12 @@ def dinowm_cem(
     ``samples`` repeated observation images on every call, which this version,
     working on latents, does not do (it flatters DINO-WM's time).
     """
-    a = model.action_dim
-    mean, std = model.action_mean, model.action_std  # (A,) env-unit statistics
-    mu = torch.zeros(horizon, a, device=model.device)  # (H, A) normalised
-    sigma = torch.ones(horizon, a, device=model.device)  # (H, A)
+    a, like = model.action_dim, pair.obs.visual
+    mean, std = model.action_mean.to(like), model.action_std.to(like)  # (A,) env units
+    mu = torch.zeros(horizon, a, dtype=like.dtype, device=like.device)  # (H, A) normalised
+    sigma = torch.ones_like(mu)  # (H, A)
     for _ in range(steps):
-        noise = torch.randn(samples, horizon, a, generator=generator, device=model.device)
+        noise = torch.randn(samples, horizon, a, generator=generator, device=like.device)
         x = noise * sigma + mu  # (S, H, A)
         x[0] = mu
         pred = model.rollout(pair.obs, x * std + mean)  # (S, H, ...)
