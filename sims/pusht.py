@@ -277,21 +277,23 @@ def _possible_contacts(
 ) -> tuple[bool, bool]:
     """Whether the pusher may touch the T, and the T a wall, during the next env step.
 
-    Conservative bounds: under the critically damped PD rule the pusher travels
-    at most the distance to its target plus less than ``0.04 |v|`` of momentum
-    (0.1 |v| is used). A T that is not touched does not move; no point of a
-    pushed T moves faster than ``1 + T_RADIUS^2 m / I`` = 4.4 < 4.5 times the
-    pusher (an impulse J at the contact changes the contact point's velocity by
-    at least J/m along the push, and any point's by at most J/m + J T_RADIUS^2 / I).
+    Conservative bounds: under the critically damped PD rule the pusher's path
+    is at most the distance to its target plus ``2 |v| / (e * 10 / s)`` < 0.074
+    |v| long (0.1 |v| is used), and the first ``gap`` of it is free of the T. A T
+    that is not touched does not move; no point of a pushed T moves faster than
+    ``1 + T_RADIUS^2 m / I`` = 4.4 < 4.5 times the pusher (an impulse J at the
+    contact changes the contact point's velocity by at least J/m along the push,
+    and any point's by at most J/m + J T_RADIUS^2 / I).
     """
     pose = (float(state[2]), float(state[3]), float(state[4]))
     margin = 2.0
     reach = math.hypot(target[0] - state[0], target[1] - state[1])
     reach += math.hypot(state[5], state[6]) * DT * SUBSTEPS + margin
-    pushed = agent_block_distance(state[:2], pose) < AGENT_RADIUS + reach
+    gap = agent_block_distance(state[:2], pose) - AGENT_RADIUS
+    pushed = gap < reach
     corners = local_to_world(T_OUTLINE, pose)
     to_wall = min(corners.min() - _INNER_LO, _INNER_HI - corners.max())
-    walls = to_wall < (4.5 * reach if pushed else 0.0) + margin
+    walls = to_wall < (4.5 * (reach - max(gap, 0.0)) if pushed else 0.0) + margin
     return pushed, walls
 
 
