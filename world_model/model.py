@@ -353,9 +353,9 @@ class WorldModel(nn.Module):
         out_p: list[Tensor] = []
         for h in range(horizon):
             win_a = torch.cat([hist_a, a[:, h : h + 1]], dim=1)  # (B, k, A)
-            v_next, p_next = self.predictor(vis, prop, win_a)  # (B, k, N, D), (B, k, P)
-            out_v.append(v_next[:, -1:])
-            out_p.append(p_next[:, -1:])
+            v_next, p_next = self.predictor(vis, prop, win_a, last_only=True)  # (B, 1, ...)
+            out_v.append(v_next)
+            out_p.append(p_next)
             vis = _last(torch.cat([vis, out_v[-1]], dim=1), self.history)  # (B, <=hist, N, D)
             prop = _last(torch.cat([prop, out_p[-1]], dim=1), self.history)  # (B, <=hist, P)
             hist_a = _last(win_a, self.history - 1)  # (B, <=hist-1, A)

@@ -150,13 +150,25 @@ class _Attention(nn.Module):
         self.out = nn.Linear(width, width)
         self.dropout = dropout
 
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor | None, last: int = 0) -> Tensor:
+        """Attend over ``x`` (B, L, W); with ``last > 0`` only the last ``last`` tokens query.
+
+        ``mask`` is (L, L), or (last, L) when ``last > 0`` (None: attend to everything).
+        """
         b, L, w = x.shape  # (B, L, W)  # noqa: N806
-        qkv = self.qkv(x).view(b, L, 3, self.heads, w // self.heads)  # (B, L, 3, h, W/h)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, h, L, W/h)
+        h = self.heads
+        if last:
+            wq, wkv = self.qkv.weight[:w], self.qkv.weight[w:]
+            bq, bkv = self.qkv.bias[:w], self.qkv.bias[w:]
+            q = F.linear(x[:, L - last :], wq, bq).view(b, last, h, w // h).transpose(1, 2)
+            kv = F.linear(x, wkv, bkv).view(b, L, 2, h, w // h)  # (B, L, 2, h, W/h)
+            k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, h, L, W/h)
+        else:
+            qkv = self.qkv(x).view(b, L, 3, h, w // h)  # (B, L, 3, h, W/h)
+            q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, h, L, W/h)
         p = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # (B,h,L,W/h)
-        out: Tensor = self.out(y.transpose(1, 2).reshape(b, L, w))  # (B, L, W)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # (B,h,Lq,W/h)
+        out: Tensor = self.out(y.transpose(1, 2).reshape(b, q.shape[2], w))  # (B, Lq, W)
         return out
 
 
@@ -176,9 +188,11 @@ class _Block(nn.Module):
             nn.Dropout(dropout),
         )
 
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        x = x + self.attn(self.norm1(x), mask)  # (B, L, W)
-        out: Tensor = x + self.mlp(self.norm2(x))  # (B, L, W)
+    def forward(self, x: Tensor, mask: Tensor | None, last: int = 0) -> Tensor:
+        """(B, L, W) -> (B, L, W), or (B, last, W) for the last ``last`` tokens only."""
+        y = self.attn(self.norm1(x), mask, last)  # (B, Lq, W)
+        x = (x[:, x.shape[1] - last :] if last else x) + y  # (B, Lq, W)
+        out: Tensor = x + self.mlp(self.norm2(x))  # (B, Lq, W)
         return out
 
 
@@ -216,41 +230,62 @@ class Predictor(nn.Module):
             self._masks[key] = block_causal_mask(frames, self.config.tokens_per_frame, device)
         return self._masks[key]
 
-    def forward(self, visual: Tensor, proprio: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, visual: Tensor, proprio: Tensor, actions: Tensor, *, last_only: bool = False
+    ) -> tuple[Tensor, Tensor]:
         """Predict frame ``t + 1`` from frames ``<= t`` for every ``t`` of the window.
 
         Args:
             visual: (B, T, N, D) patch features, ``T <= history``.
             proprio: (B, T, P) normalised proprio.
             actions: (B, T, A) normalised planning actions; ``actions[:, t]`` follows frame t.
+            last_only: Predict for the last frame only (T' = 1): the rollout's case. The last
+                block then computes only the last frame's tokens, which attend to all frames.
 
         Returns:
-            ``(visual_next (B, T, N, D), proprio_next (B, T, P))``; entry t predicts frame t+1.
+            ``(visual_next (B, T', N, D), proprio_next (B, T', P))``; entry t predicts frame
+            t+1 (T' = T, or 1 with ``last_only``).
         """
         self._check_inputs(visual, proprio, actions)
+        t, n = visual.shape[1], self.config.tokens_per_frame
+        x = self._embed(visual, proprio, actions)  # (B, T*n, W)
+        mask = self.mask(t, x.device)  # (T*n, T*n)
+        final = len(self.blocks) - 1
+        for i, block in enumerate(self.blocks):
+            # (B, T*n, W); with last_only the final block keeps the last frame's n tokens,
+            # which may attend to every frame (no mask).
+            x = block(x, None, n) if last_only and i == final else block(x, mask)
+        if last_only:
+            visual, proprio = visual[:, -1:], proprio[:, -1:]
+        return self._readout(x, visual, proprio)
+
+    def _embed(self, visual: Tensor, proprio: Tensor, actions: Tensor) -> Tensor:
+        """Input tokens (B, T*n, W): merged patches ++ tiled embeddings, projected, + positions."""
         b, t = visual.shape[:2]
-        m = self.config.merge
         n = self.config.tokens_per_frame  # n = N / m^2 predictor tokens per frame
-        side = math.isqrt(n)
-        tokens = self._merge(visual, side)  # (B, T, n, m*m*D)
+        tokens = self._merge(visual, math.isqrt(n))  # (B, T, n, m*m*D)
         parts = [tokens, self.action_emb(actions)[:, :, None].expand(b, t, n, -1)]  # (B,T,n,*)
         if self.proprio_emb is not None:
             parts.append(self.proprio_emb(proprio)[:, :, None].expand(b, t, n, -1))
         x = self.proj_in(torch.cat(parts, dim=-1).flatten(1, 2))  # (B, T*n, W)
-        x = x + self.pos_emb[:, : t * n]  # (B, T*n, W)
-        mask = self.mask(t, x.device)  # (T*n, T*n)
-        for block in self.blocks:
-            x = block(x, mask)  # (B, T*n, W)
-        x = self.norm(x).view(b, t, n, -1)  # (B, T, n, W)
-        visual_next = self.visual_out(x)  # (B, T, n, m*m*D)
+        out: Tensor = x + self.pos_emb[:, : t * n]  # (B, T*n, W)
+        return out
+
+    def _readout(self, x: Tensor, visual: Tensor, proprio: Tensor) -> tuple[Tensor, Tensor]:
+        """Output tokens (B, T'*n, W) -> next visual (B, T', N, D) and proprio (B, T', P)."""
+        b, t = visual.shape[:2]
+        m, n = self.config.merge, self.config.tokens_per_frame
+        x = self.norm(x).view(b, t, n, -1)  # (B, T', n, W)
+        visual_next = self.visual_out(x)  # (B, T', n, m*m*D)
         if m > 1:
+            side = math.isqrt(n)
             visual_next = rearrange(
                 visual_next, "b t (h w) (p q d) -> b t (h p w q) d", h=side, p=m, q=m
-            )  # (B, T, N, D)
+            )  # (B, T', N, D)
         if self.proprio_out is not None:
-            proprio_next = self.proprio_out(x.mean(dim=2))  # (B, T, P)
+            proprio_next = self.proprio_out(x.mean(dim=2))  # (B, T', P)
         else:
-            proprio_next = proprio.new_zeros(proprio.shape)  # (B, T, 0)
+            proprio_next = proprio.new_zeros(proprio.shape)  # (B, T', 0)
         if self.config.residual:
             visual_next = visual_next + visual
             proprio_next = proprio_next + proprio

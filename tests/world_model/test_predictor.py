@@ -208,3 +208,24 @@ def test_merge_needs_divisible_square_grid() -> None:
         PredictorConfig(12, D, A, P, width=8, heads=2, merge=2)
     with pytest.raises(ValueError, match="merge=2"):
         PredictorConfig(9, D, A, P, width=8, heads=2, merge=2)
+
+
+@pytest.mark.parametrize("merge", [1, 2])
+@pytest.mark.parametrize("frames", [1, 2, 3])
+def test_last_only_matches_last_entry_of_full_forward(merge: int, frames: int) -> None:
+    torch.manual_seed(0)
+    cfg = PredictorConfig(16, D, A, P, history=3, depth=2, heads=2, width=8, mlp_dim=16,
+                          merge=merge, dropout=0.0)  # fmt: skip
+    pred = Predictor(cfg).eval()
+    with torch.no_grad():
+        for p in pred.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    gen = torch.Generator().manual_seed(2)
+    vis = torch.randn(3, frames, 16, D, generator=gen)
+    prop = torch.randn(3, frames, P, generator=gen)
+    act = torch.randn(3, frames, A, generator=gen)
+    v_full, p_full = pred(vis, prop, act)
+    v_last, p_last = pred(vis, prop, act, last_only=True)
+    assert v_last.shape == (3, 1, 16, D)
+    torch.testing.assert_close(v_last, v_full[:, -1:], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(p_last, p_full[:, -1:], atol=1e-5, rtol=1e-5)
