@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import torch
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server import ws
@@ -19,6 +21,7 @@ from server.metrics import Metrics
 from server.planning import PlanJob, PlanOutcome, run_jobs
 from server.registry import ModelRegistry
 from server.routers import meta, plans
+from server.schemas import PlanRequestJSON
 from server.settings import Settings
 from server.store import BoundedStore
 
@@ -79,6 +82,26 @@ def _services(settings: Settings, registry: ModelRegistry | None) -> Services:
     return Services(settings, registry, batcher, BoundedStore(settings.plan_store_size), metrics)
 
 
+def _with_body_schemas(app: FastAPI, *models: type[BaseModel]) -> None:
+    """Put request-body models that no route parameter declares into the OpenAPI components.
+
+    ``POST /v1/plan`` reads its body itself (JSON or multipart), so FastAPI never sees
+    :class:`PlanRequestJSON`; without this its ``$ref`` in the spec would dangle.
+    """
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schemas = generate().setdefault("components", {}).setdefault("schemas", {})
+            for model in models:
+                body = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                schemas.update(body.pop("$defs", {}))
+                schemas[model.__name__] = body
+        return app.openapi_schema or generate()
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(settings: Settings | None = None, registry: ModelRegistry | None = None) -> FastAPI:
     """Build the app. Models load at start-up from ``settings.models_dir`` unless given."""
     settings = settings or get_settings()
@@ -103,6 +126,7 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
     app.include_router(plans.router)
     app.include_router(meta.router)
     app.include_router(ws.router)
+    _with_body_schemas(app, PlanRequestJSON)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
 
     @app.middleware("http")
