@@ -18,7 +18,7 @@ def encoder_list() -> None:
         if spec.family == "dinov2":
             ready = "cached" if (cache / f"{spec.name}.safetensors").is_file() else "not fetched"
         else:
-            ready = "shipped"
+            ready = "none needed"
         rows.append((spec.name, spec.family, str(spec.default_image_size), ready, spec.description))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for r in rows:
