@@ -8,8 +8,11 @@ collect -> encode -> train for each and writes ``<out>/<name>/`` bundles, plus
 go to a work folder and every stage resumes, so an interrupted build continues where it
 stopped.
 
-The recipes are sized for the 2-core development machine: ``minutes`` is the time each
-took there (threads 2), the number the README quotes.
+The recipes are sized for the 2-core development machine (threads 2). ``minutes`` is an
+estimate from step timings taken there (push-T, offline pyramid encoder, predictor with
+2 x 2 patch merging: about 0.3 s per training step of batch 32 on an idle core, 10 s to
+collect and 4 s to encode 60 episodes of 100 steps); the times a build really took are
+written to ``build.json`` and are the ones the README quotes.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ class Recipe:
     image_size: int = 64
     #: Collection seed.
     seed: int = 0
-    #: Wall-clock minutes the whole recipe took on the 2-core development machine.
+    #: Estimated wall-clock minutes of the whole recipe on the 2-core development machine.
     minutes: float = 0.0
 
     def collect_config(self) -> CollectConfig:
@@ -97,6 +100,7 @@ RECIPES: dict[str, Recipe] = {
             steps=100,
             scripted_fraction=0.7,
             train=replace(_COMMON, history=3, frameskip=5, steps=3000),
+            minutes=20,
         ),
         Recipe(
             name="maze-umaze",
@@ -105,6 +109,7 @@ RECIPES: dict[str, Recipe] = {
             episodes=150,
             steps=150,
             train=replace(_COMMON, history=3, frameskip=5, steps=2000),
+            minutes=12,
         ),
         Recipe(
             name="maze-tworoom",
@@ -113,6 +118,7 @@ RECIPES: dict[str, Recipe] = {
             episodes=150,
             steps=150,
             train=replace(_COMMON, history=3, frameskip=5, steps=2000),
+            minutes=12,
         ),
         Recipe(
             name="granular",
@@ -121,6 +127,7 @@ RECIPES: dict[str, Recipe] = {
             steps=20,
             scripted_fraction=0.5,
             train=replace(_COMMON, history=3, frameskip=1, steps=2000),
+            minutes=14,
         ),
     )
 }

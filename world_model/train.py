@@ -54,6 +54,9 @@ log = logging.getLogger(__name__)
 _PARTS = ("predictor", "state_probe", "decoder")
 CHECKPOINT_STATE = "state.safetensors"
 CHECKPOINT_META = "state.json"
+#: Env options that shape how episodes were recorded, not the world; kept out of the
+#: bundle's ``env_options`` (which describe the world: layout, wall, particle count).
+COLLECTION_ONLY = frozenset({"terminate_on_success", "draw_goal", "render_pixels"})
 
 
 @dataclass(frozen=True)
@@ -161,7 +164,9 @@ def build_model(data: TrainingData, cfg: TrainConfig, stats: NormStats) -> World
         encoder_id=str(cache["encoder_id"]),
         encoder_sha256=str(cache["sha256"]),
         encoder_provenance=str(cache.get("provenance", "")),
-        env_options={k: str(v) for k, v in meta["env_kwargs_dict"].items()},
+        env_options={
+            k: str(v) for k, v in meta["env_kwargs_dict"].items() if k not in COLLECTION_ONLY
+        },
     )
     pred = PredictorConfig(
         num_patches=n, embed_dim=d, action_dim=spec.action_dim, proprio_dim=p,

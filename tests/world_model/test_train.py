@@ -60,7 +60,8 @@ def test_end_to_end_smoke_bundle_loads_and_plans(dataset: Path, tmp_path: Path) 
     assert manifest["env_id"] == "worldplan/PushT-v0"
     assert (manifest["frameskip"], manifest["history"], manifest["action_dim"]) == (2, 2, 4)
     assert manifest["image_size"] == 64
-    assert manifest["env_options"] == {"terminate_on_success": "False"}
+    assert manifest["env_options"] == {}  # collection-only options stay out
+    assert manifest["training_data"]["env_kwargs"] == {"terminate_on_success": False}
     assert manifest["training_data"]["episodes"] == 2
     assert manifest["training_data"]["env_steps"] == 20
     assert manifest["training_data"]["val_episodes"] == 1
