@@ -44,6 +44,9 @@ def eval_model(  # noqa: PLR0917 - typer maps each parameter to an option
             help="auto: the bundle's validation split on its own dataset, else all; val; all."
         ),
     ] = "auto",
+    proxy_states: Annotated[
+        int, typer.Option(min=0, help="States rendered for the encoder ranking proxy (0: skip).")
+    ] = 300,
     threads: Annotated[int, typer.Option(min=1, help="torch CPU threads.")] = 2,
     out: Annotated[
         Path | None, typer.Option(help="JSON file (default artifacts/eval/<bundle>.json).")
@@ -53,7 +56,7 @@ def eval_model(  # noqa: PLR0917 - typer maps each parameter to an option
     import torch  # noqa: PLC0415
 
     from world_model import evaluate  # noqa: PLC0415
-    from world_model.bundle import load_bundle, read_manifest  # noqa: PLC0415
+    from world_model.bundle import read_manifest  # noqa: PLC0415
 
     torch.set_num_threads(threads)
     try:
@@ -62,12 +65,10 @@ def eval_model(  # noqa: PLR0917 - typer maps each parameter to an option
             windows_per_episode=windows_per_episode,
             max_episodes=max_episodes,
             split=split,
+            proxy_states=proxy_states,
         )
         info = dict(read_manifest(bundle).get("training_data", {}))
-        model = load_bundle(bundle, load_encoder=False)
-        if evaluate.needs_encoder(model, data):
-            log.info("no feature cache for %s in %s: encoding frames", model.spec.encoder_id, data)
-            model = load_bundle(bundle)
+        model = _load_for_eval(bundle)
         result = evaluate.evaluate_model(model, data, cfg, info)
     except (ValueError, FileNotFoundError) as exc:
         raise typer.BadParameter(str(exc)) from exc
@@ -75,6 +76,21 @@ def eval_model(  # noqa: PLR0917 - typer maps each parameter to an option
     evaluate.write_json(result, path)
     typer.echo(evaluate.format_table(result))
     typer.echo(f"\nresults written to {path}")
+
+
+def _load_for_eval(bundle: Path) -> WorldModel:
+    """The bundle with its encoder when the registry has it (for the proxy), else without."""
+    from world_model.bundle import load_bundle  # noqa: PLC0415
+
+    try:
+        return load_bundle(bundle)
+    except Exception as exc:  # the registry may lack the encoder or its weights here
+        log.warning(
+            "encoder not available (%s): features come from the dataset's cache and the "
+            "encoder ranking proxy is skipped",
+            exc,
+        )
+        return load_bundle(bundle, load_encoder=False)
 
 
 def bench_model(  # noqa: PLR0917 - typer maps each parameter to an option
