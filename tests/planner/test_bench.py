@@ -108,6 +108,7 @@ def test_solve_pairs_returns_env_unit_plans() -> None:
     assert all(v.shape[0] == 1 for v in seen[0].values())
     assert torch.allclose(torch.tensor(out[0]["actions"]), torch.full((5, 10), 0.2))
     assert all(r["ms"] >= 0 for r in out)
+    assert all(r["cpu_ms"] >= 0 for r in out)
 
 
 def test_pairs_come_from_seeded_env_renders(small_model: WorldModel) -> None:
@@ -145,7 +146,12 @@ def test_load_model_prefers_a_bundle_and_labels_the_fallback(
 
 def _row(group: str, method: str, ms: float, cost: float) -> dict[str, Any]:
     ident = {"group": group, "method": method, "mode": "cold", "settings": "s"}
-    return bench_peers.make_row(ident, [{"ms": ms}, {"ms": 3 * ms}], [cost, cost], ms / 2)
+    return bench_peers.make_row(
+        ident,
+        [{"ms": 2 * ms, "cpu_ms": ms}, {"ms": 6 * ms, "cpu_ms": 3 * ms}],
+        [cost, cost],
+        ms / 2,
+    )
 
 
 def test_verdict_compares_each_of_ours_with_dinowm_and_its_swm_twin() -> None:
@@ -156,13 +162,15 @@ def test_verdict_compares_each_of_ours_with_dinowm_and_its_swm_twin() -> None:
         _row("stable-worldmodel", "CEMSolver", 20.0, 0.5),
         _row("stable-worldmodel", "GradientSolver", 20.0, 1.0),
     ]
-    assert rows[0]["ms_p50"] == 10.0
-    assert rows[0]["ms_p95"] == 30.0
+    assert rows[0]["cpu_ms_p50"] == 10.0
+    assert rows[0]["cpu_ms_p95"] == 30.0
+    assert rows[0]["ms_p50"] == 20.0
     assert rows[0]["model_share"] == pytest.approx(0.5)
     cem, grad = bench_peers.verdict(rows)
     assert cem["speedup_vs_dinowm"] == pytest.approx(20.0)
     assert cem["cost_le_dinowm"]
     assert cem["speedup_vs_swm"] == pytest.approx(2.0)
+    assert cem["wall_speedup_vs_swm"] == pytest.approx(2.0)
     assert cem["cost_le_swm"]
     assert grad["speedup_vs_swm"] == pytest.approx(0.5)
     assert not grad["cost_le_swm"]
