@@ -346,8 +346,9 @@ class WorldModel(nn.Module):
         a = self._check_rollout(z0, actions)  # (B, H, A)
         b, horizon = a.shape[:2]
         k = min(z0.visual.shape[1], self.history)
-        vis = z0.visual[:, -k:].to(self.device).expand(b, -1, -1, -1)  # (B, k, N, D)
-        prop = z0.proprio[:, -k:].to(self.device).expand(b, -1, -1)  # (B, k, P)
+        dt = self.predictor.pos_emb.dtype  # latents may arrive as fp16 features
+        vis = z0.visual[:, -k:].to(self.device, dt).expand(b, -1, -1, -1)  # (B, k, N, D)
+        prop = z0.proprio[:, -k:].to(self.device, dt).expand(b, -1, -1)  # (B, k, P)
         hist_a = self._past_actions(past_actions, b, k - 1)  # (B, k-1, A) normalised
         out_v: list[Tensor] = []
         out_p: list[Tensor] = []
@@ -363,12 +364,13 @@ class WorldModel(nn.Module):
 
     def probe(self, z: Latent) -> Tensor:
         """Physical state estimate (B, T, S) of latents (B, T, ...), env units."""
-        s: Tensor = self.state_probe(z.visual.to(self.device), z.proprio.to(self.device))
+        dt = self.predictor.pos_emb.dtype
+        s: Tensor = self.state_probe(z.visual.to(self.device, dt), z.proprio.to(self.device, dt))
         return s * self.state_std + self.state_mean  # (B, T, S)
 
     def decode(self, z: Latent) -> Tensor:
         """Preview frames: latents (B, T, ...) -> uint8 RGB (B, T, s, s, 3), decoder size s."""
-        return self.decoder.to_uint8(z.visual.to(self.device))
+        return self.decoder.to_uint8(z.visual.to(self.device, self.predictor.pos_emb.dtype))
 
     # ----- training helpers ------------------------------------------------------------------
     def predictor_loss(
@@ -448,7 +450,9 @@ class WorldModel(nn.Module):
             raise ValueError(
                 f"past_actions must be (B, >= {count}, {self.action_dim}), got {tuple(past.shape)}"
             )
-        norm = self.normalise_actions(past[:, past.shape[1] - count :].to(self.device))
+        norm = self.normalise_actions(
+            past[:, past.shape[1] - count :].to(self.device, torch.float32)
+        )
         return norm.expand(batch, -1, -1)  # (B, count, A)
 
 

@@ -269,3 +269,19 @@ def test_device_follows_parameters() -> None:
     assert model.device == torch.device("cpu")
     model.to(torch.float32)
     assert model.action_mean.device == model.device
+
+
+def test_fp16_latents_and_float64_actions_are_accepted() -> None:
+    model = tiny_model()
+    z0 = _z0(model, batch=2)
+    actions = torch.randn(2, 3, A, dtype=torch.float64)
+    past = torch.randn(2, 1, A, dtype=torch.float64)
+    half = Latent(z0.visual.half(), z0.proprio.half())
+    out = model.rollout(half, actions, past_actions=past)
+    ref = model.rollout(
+        Latent(half.visual.float(), half.proprio.float()), actions.float(), past.float()
+    )
+    torch.testing.assert_close(out.visual, ref.visual)
+    assert out.visual.dtype == torch.float32
+    assert model.probe(half).dtype == torch.float32
+    assert model.decode(half).dtype == torch.uint8
