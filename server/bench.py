@@ -172,8 +172,12 @@ class ServerProcess:
 
     def start(self) -> None:
         """Start the subprocess and wait until ``/v1/health`` answers."""
-        env = {**os.environ, **self.settings, "WORLDPLAN_API_KEYS": json.dumps([self.key])}
-        env.setdefault("WORLDPLAN_MODELS_DIR", str(self.models_dir))
+        env = {
+            **os.environ,
+            "WORLDPLAN_MODELS_DIR": str(self.models_dir),
+            **self.settings,
+            "WORLDPLAN_API_KEYS": json.dumps([self.key]),
+        }
         cmd = [sys.executable, "-m", "server.bench", "serve", str(self.port)]
         fd, name = tempfile.mkstemp(prefix="worldplan-bench-server-", suffix=".log")
         self.log_path = Path(name)
@@ -189,13 +193,16 @@ class ServerProcess:
         deadline = time.monotonic() + _HEALTH_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.log_tail()}")
+                tail = self.log_tail()
+                self.stop()
+                raise RuntimeError(f"server exited early:\n{tail}")
             with contextlib.suppress(httpx.TransportError):
                 if httpx.get(f"{self.url}/v1/health", timeout=2).status_code == 200:
                     return
             time.sleep(0.2)
+        tail = self.log_tail()
         self.stop()
-        raise RuntimeError(f"server not healthy after {_HEALTH_TIMEOUT_S} s:\n{self.log_tail()}")
+        raise RuntimeError(f"server not healthy after {_HEALTH_TIMEOUT_S} s:\n{tail}")
 
     def log_tail(self, chars: int = 3000) -> str:
         """The end of the server's log."""

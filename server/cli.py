@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -53,6 +54,7 @@ def bench_server(
     """Plans/s, p50/p95 latency and batch size of the service by client concurrency."""
     from server.bench import BenchConfig, format_table, ratio, run_bench  # noqa: PLC0415
 
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     try:
         levels = tuple(int(c) for c in concurrency.split(","))
         config = BenchConfig(

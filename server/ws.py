@@ -1,7 +1,9 @@
 """``/v1/ws``: plan requests over one websocket, msgpack-encoded, for closed-loop control.
 
 Connect with an API key in the ``X-API-Key`` header or as ``?api_key=``; a missing or
-wrong key closes the connection with code 1008 before it is accepted.
+wrong key closes the connection with code 1008 (policy violation) before it is accepted,
+which uvicorn answers as an HTTP 403 to the handshake. uvicorn serves websockets with
+the ``websockets`` package.
 
 Each request is one binary message holding a msgpack map: the fields of
 :class:`server.schemas.PlanOptions` (exactly as in ``POST /v1/plan``), ``observation``
