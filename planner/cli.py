@@ -83,8 +83,8 @@ def bench_planner(  # noqa: PLR0917 - typer maps each parameter to an option
     out: Annotated[
         Path | None,
         typer.Option(
-            help="JSON results file [default: artifacts/bench/planner.json, or "
-            "planner_pusht.json with --model bundle]."
+            help="JSON results file (default: artifacts/bench/planner.json, or "
+            "artifacts/bench/planner_pusht.json with --model bundle)."
         ),
     ] = None,
 ) -> None:
