@@ -523,10 +523,14 @@ def profile_model(model: WorldModel, pair: Pair, cfg: PushTBenchConfig) -> dict[
     """Time of the model work of one iteration (ms, median of 3).
 
     ``eval_ms``: a scored rollout of ``samples`` sequences (one sampling iteration);
-    ``grad_step_ms``: forward + backward of ``restarts`` sequences (one gradient step).
+    ``grad_step_ms``: forward + backward of ``restarts`` sequences (one gradient step);
+    ``probe_ms``: the state probe on the ``samples`` x ``horizon`` imagined frames, which
+    only our planner runs (its guardrails penalise imagined states).
     """
     obj = cfg.objective
     base = model.action_mean.expand(cfg.samples, cfg.horizon, -1).clone()  # (S, H, A)
+    with torch.no_grad():
+        imagined = model.rollout(pair.obs, base)  # (S, H, ...)
 
     def sampled() -> None:
         with torch.no_grad():
@@ -536,7 +540,15 @@ def profile_model(model: WorldModel, pair: Pair, cfg: PushTBenchConfig) -> dict[
         x = base[: cfg.restarts].clone().requires_grad_(True)  # (K, H, A)
         torch.autograd.grad(latent_cost(obj, model.rollout(pair.obs, x), pair.goal).sum(), x)
 
-    return {"eval_ms": _median_ms(sampled), "grad_step_ms": _median_ms(gradient)}
+    def probe() -> None:
+        with torch.no_grad():
+            model.probe(imagined)
+
+    return {
+        "eval_ms": _median_ms(sampled),
+        "grad_step_ms": _median_ms(gradient),
+        "probe_ms": _median_ms(probe),
+    }
 
 
 # --- rows, the run and the table -------------------------------------------------------------
@@ -784,6 +796,12 @@ def format_table(result: dict[str, Any]) -> str:
     peer = result["stable_worldmodel"]
     if "error" in peer:
         lines.append(f"stable-worldmodel: not run: {peer['error'].splitlines()[0]}")
+    prof = result["profile"]
+    lines.append(
+        f"profile (CPU ms, one iteration): rollout + objective of the samples "
+        f"{prof['eval_ms']:.0f}, state probe on them (ours only) {prof['probe_ms']:.0f}; "
+        f"forward + backward of the restarts {prof['grad_step_ms']:.0f}"
+    )
     la, lb = result["load_average_before"], result["load_average_after"]
     lines.append(
         f"times: ms per plan (cpu = process CPU time); torch threads "
