@@ -5,7 +5,10 @@ benchmark-only virtual environment that is created on demand under a cache
 folder, by running ``sims/_peer_bench.py`` with that venv's interpreter. Both
 sides use the same timing loop (:func:`sims._peer_bench.measure`): a fixed seed
 per repeat, seeded random actions sampled before timing, warm-up steps, resets
-left out of the timing, the median over repeats.
+left out of the timing, the median over repeats. Each repeat is a round that
+times our envs and then each peer, and every rate is kept both in wall-clock and
+in process CPU time (the table shows CPU time by default: on a shared machine it
+does not swing with other jobs' load).
 
 * steps/s: ``step()`` without pixels, where the env can turn them off.
 * frames/s: ``step()`` plus a frame of ``image_size`` x ``image_size`` pixels.
