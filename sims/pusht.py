@@ -368,6 +368,7 @@ class PushTEnv(WorldEnv):
         image_size: int = 224,
         draw_goal: bool = False,
         terminate_on_success: bool = True,
+        render_pixels: bool = True,
     ) -> None:
         super().__init__()
         if render_mode not in self.metadata["render_modes"]:
@@ -378,6 +379,8 @@ class PushTEnv(WorldEnv):
         self.image_size = image_size
         self.draw_goal = bool(draw_goal)
         self.terminate_on_success = bool(terminate_on_success)
+        # False: observations carry a black frame (state-only runs and benchmarks).
+        self.render_pixels = bool(render_pixels)
         self._action_box = spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
         self.action_space = self._action_box
         self.observation_space = spaces.Dict(  # type: ignore[assignment]
@@ -535,7 +538,11 @@ class PushTEnv(WorldEnv):
 
     def _observation(self) -> dict[str, NDArray[Any]]:
         proprio = self._state[[0, 1, 5, 6]].astype(np.float32)
-        return {"pixels": self._draw(self._state), "proprio": proprio}
+        if self.render_pixels:
+            pixels = self._draw(self._state)
+        else:
+            pixels = np.zeros((self.image_size, self.image_size, 3), np.uint8)
+        return {"pixels": pixels, "proprio": proprio}
 
     def render(self) -> NDArray[np.uint8]:
         """Return the current frame, uint8 (image_size, image_size, 3)."""

@@ -437,3 +437,21 @@ def test_record_episode_writes_a_gif(tmp_path: Path) -> None:
         record_episode("worldplan/PushT-v0", tmp_path, seed=0, steps=0)
     with pytest.raises(ValueError, match="policy"):
         record_episode("worldplan/PushT-v0", tmp_path, seed=0, steps=1, policy="greedy")
+
+
+def test_state_only_mode_gives_the_same_physics_and_black_frames() -> None:
+    drawn = gym.make("worldplan/PushT-v0", image_size=64)
+    blind = gym.make("worldplan/PushT-v0", image_size=64, render_pixels=False)
+    drawn.reset(seed=4)
+    obs, _ = blind.reset(seed=4)
+    assert not obs["pixels"].any()
+    policy = make_policy(drawn, "scripted", seed=4)
+    obs_d, info = drawn.reset(seed=4)
+    for _ in range(30):
+        action = policy(obs_d, info)
+        obs_d, *_, info = drawn.step(action)
+        obs_b, *_ = blind.step(action)
+        assert obs_d["pixels"].any()
+        assert not obs_b["pixels"].any()
+        np.testing.assert_array_equal(obs_d["proprio"], obs_b["proprio"])
+    np.testing.assert_array_equal(drawn.unwrapped.get_state(), blind.unwrapped.get_state())
