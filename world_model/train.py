@@ -89,7 +89,9 @@ class TrainConfig:
     seed: int = 0
     #: ``torch.set_num_threads`` for the run.
     threads: int = 1
-    #: Weight of the proprio MSE next to the visual MSE.
+    #: Weight of the proprio MSE next to the visual MSE, each measured relative to its
+    #: copy-last-frame baseline on the training windows (so 1.0 weighs a 10% gain on
+    #: either the same, whatever the scale of the encoder's features).
     proprio_weight: float = 1.0
     #: Gradient-norm clip, applied to each part separately (0: none).
     grad_clip: float = 1.0
@@ -222,14 +224,16 @@ def train_step(
     opt: torch.optim.Optimizer,
     batch: dict[str, Tensor],
     cfg: TrainConfig,
+    *,
     step: int,
+    proprio_weight: float,
 ) -> dict[str, float]:
     """One optimiser step at the learning rate of ``step``; returns the batch's losses."""
     model.train()
     for group in opt.param_groups:
         group["lr"] = cfg.lr_at(step)
     opt.zero_grad(set_to_none=True)
-    loss, metrics = losses(model, batch, cfg.proprio_weight)
+    loss, metrics = losses(model, batch, proprio_weight)
     loss.backward()  # type: ignore[no-untyped-call]
     if cfg.grad_clip > 0:
         for part in _PARTS:
@@ -349,6 +353,17 @@ class _Run:
     train_set: WindowDataset
     val_set: WindowDataset
     split: tuple[list[int], list[int]]
+    #: Copy-last-frame MSE of visual and normalised proprio on the training windows.
+    baselines: tuple[float, float]
+
+    def proprio_weight(self, cfg: TrainConfig) -> float:
+        """The proprio weight given to the predictor loss.
+
+        ``cfg.proprio_weight`` rescaled so that both terms count relative to their
+        copy-last baselines.
+        """
+        visual, proprio = self.baselines
+        return cfg.proprio_weight * visual / proprio if proprio > 0 else 0.0
 
 
 def _setup(data_path: Path, cfg: TrainConfig, feature_key: str | None) -> _Run:
@@ -369,7 +384,28 @@ def _setup(data_path: Path, cfg: TrainConfig, feature_key: str | None) -> _Run:
     if len(val_set) == 0:
         log.warning("no validation windows: validation metrics are computed on training windows")
         val_set = train_set
-    return _Run(data, model, make_optimizer(model, cfg), train_set, val_set, (train_ids, val_ids))
+    baselines = copy_last_baselines(model, train_set, cfg.val_windows, cfg.batch_size)
+    opt = make_optimizer(model, cfg)
+    return _Run(data, model, opt, train_set, val_set, (train_ids, val_ids), baselines)
+
+
+@torch.no_grad()
+def copy_last_baselines(
+    model: WorldModel, data: WindowDataset, windows: int, batch: int
+) -> tuple[float, float]:
+    """Copy-last-frame MSE of visual features and of normalised proprio.
+
+    Measured over ``windows`` evenly spaced windows of ``data``.
+    """
+    picks = np.unique(np.linspace(0, len(data) - 1, min(windows, len(data))).astype(int))
+    vis_sum = prop_sum = 0.0
+    for start in range(0, len(picks), batch):
+        b = data.batch(picks[start : start + batch].tolist())
+        vis = b["visual"]  # (B, H+1, N, D)
+        prop = model.normalise_proprio(b["proprio"].to(model.device))  # (B, H+1, P)
+        vis_sum += float(((vis[:, 1:] - vis[:, :-1]) ** 2).mean()) * len(vis)
+        prop_sum += float(((prop[:, 1:] - prop[:, :-1]) ** 2).mean()) * len(vis)
+    return vis_sum / len(picks), prop_sum / len(picks)
 
 
 def _data_info(run: _Run, cfg: TrainConfig) -> dict[str, Any]:
@@ -385,6 +421,8 @@ def _data_info(run: _Run, cfg: TrainConfig) -> dict[str, Any]:
         "collect": {k: meta[k] for k in ("steps", "policy", "scripted_fraction", "seed")},
         "env_kwargs": meta["env_kwargs_dict"],
         "train_config": {f.name: getattr(cfg, f.name) for f in fields(TrainConfig)},
+        "copy_last_train": {"visual_mse": run.baselines[0], "proprio_mse": run.baselines[1]},
+        "proprio_weight_effective": run.proprio_weight(cfg),
     }
 
 
@@ -432,7 +470,9 @@ def train(
     with bar:
         for step in range(start, cfg.steps):
             idx = batch_indices(cfg.seed, step, len(run.train_set), cfg.batch_size)
-            metrics = train_step(run.model, run.opt, run.train_set.batch(idx), cfg, step)
+            batch = run.train_set.batch(idx)
+            weight = run.proprio_weight(cfg)
+            metrics = train_step(run.model, run.opt, batch, cfg, step=step, proprio_weight=weight)
             done = step + 1
             if done % cfg.val_every == 0 or done == cfg.steps:
                 val_metrics = evaluate(run.model, run.val_set, cfg.val_windows, cfg.batch_size)

@@ -219,3 +219,14 @@ def test_latent_of_a_training_window_is_valid(dataset: Path) -> None:
     assert all(e.pixels is None for e in data.episodes)
     feats = torch.from_numpy(data.episodes[0].features[None].astype("float32"))
     Latent(feats, torch.zeros(1, feats.shape[1], 4))
+
+
+def test_loss_balance_uses_copy_last_baselines(dataset: Path) -> None:
+    run = train_mod._setup(dataset, TINY, None)
+    visual, proprio = run.baselines
+    assert visual > 0
+    assert proprio > 0
+    assert run.proprio_weight(TINY) == pytest.approx(visual / proprio)
+    assert run.proprio_weight(replace(TINY, proprio_weight=0.5)) == pytest.approx(
+        0.5 * visual / proprio
+    )
