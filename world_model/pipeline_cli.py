@@ -147,6 +147,9 @@ def models_build_cmd(
     scale: Annotated[
         float, typer.Option(help="Shrink episodes and training steps by this factor (checks).")
     ] = 1.0,
+    threads: Annotated[
+        int | None, typer.Option(help="torch threads for training (default: the recipe's).")
+    ] = None,
 ) -> None:
     """Rebuild the shipped model bundles: collect -> encode -> train for each recipe."""
     from world_model import recipes  # noqa: PLC0415
@@ -154,6 +157,8 @@ def models_build_cmd(
 
     try:
         chosen = [r.scaled(scale) if scale != 1.0 else r for r in recipes.select(only)]
+        if threads is not None:
+            chosen = [r.with_threads(threads) for r in chosen]
         name = encoder or recipes.default_encoder_name()
         report = recipes.build_models(out, chosen, lambda: load_encoder(name), work=work)
     except (ValueError, KeyError) as exc:

@@ -416,6 +416,7 @@ def _data_info(run: _Run, cfg: TrainConfig) -> dict[str, Any]:
         "episodes": len(run.data.episodes),
         "train_episodes": len(run.split[0]),
         "val_episodes": len(run.split[1]),
+        "val_episode_names": [run.data.episodes[i].name for i in run.split[1]],
         "env_steps": run.data.env_steps,
         "train_windows": len(run.train_set),
         "collect": {k: meta[k] for k in ("steps", "policy", "scripted_fraction", "seed")},

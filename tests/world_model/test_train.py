@@ -65,6 +65,7 @@ def test_end_to_end_smoke_bundle_loads_and_plans(dataset: Path, tmp_path: Path) 
     assert manifest["training_data"]["episodes"] == 2
     assert manifest["training_data"]["env_steps"] == 20
     assert manifest["training_data"]["val_episodes"] == 1
+    assert len(manifest["training_data"]["val_episode_names"]) == 1
     for key in ("val/visual_mse", "val/copy_last_mse", "val/probe_mse", "val/decoder_mse"):
         assert key in manifest["metrics"]
     assert model.state_labels[-2:] == ("block_angle_cos", "block_angle_sin")
