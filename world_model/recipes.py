@@ -9,10 +9,12 @@ go to a work folder and every stage resumes, so an interrupted build continues w
 stopped.
 
 The recipes are sized for the 2-core development machine (one torch thread). ``minutes`` is an
-estimate from step timings taken there (push-T, offline pyramid encoder, predictor with
-2 x 2 patch merging: about 0.3 s per training step of batch 32 on an idle core, 10 s to
-collect and 4 s to encode 60 episodes of 100 steps); the times a build really took are
-written to ``build.json`` and are the ones the README quotes.
+estimate from timings taken there while the machine was shared with other jobs (load
+about 8 on 2 cores; push-T, offline pyramid encoder, predictor with 2 x 2 patch merging):
+0.7 to 1.0 s per training step of batch 32 on one thread, 17 s to collect and 11 s to
+encode 30 episodes of 100 steps. The estimates assume an idle machine, about twice as
+fast; the times a build really took are written to ``build.json`` and are the ones the
+README quotes.
 """
 
 from __future__ import annotations
@@ -115,7 +117,7 @@ RECIPES: dict[str, Recipe] = {
             episodes=150,
             steps=150,
             train=replace(_COMMON, history=3, frameskip=5, steps=2000),
-            minutes=12,
+            minutes=14,
         ),
         Recipe(
             name="maze-tworoom",
@@ -124,7 +126,7 @@ RECIPES: dict[str, Recipe] = {
             episodes=150,
             steps=150,
             train=replace(_COMMON, history=3, frameskip=5, steps=2000),
-            minutes=12,
+            minutes=14,
         ),
         Recipe(
             name="granular",

@@ -57,6 +57,8 @@ CHECKPOINT_META = "state.json"
 #: Env options that shape how episodes were recorded, not the world; kept out of the
 #: bundle's ``env_options`` (which describe the world: layout, wall, particle count).
 COLLECTION_ONLY = frozenset({"terminate_on_success", "draw_goal", "render_pixels"})
+#: Settings a resumed run may change (they do not change what is being optimised).
+_RESUMABLE_CHANGES = frozenset({"threads", "checkpoint_every"})
 
 
 @dataclass(frozen=True)
@@ -332,7 +334,11 @@ def load_checkpoint(path: Path, model: WorldModel, opt: torch.optim.Optimizer) -
 def _check_same_run(info: dict[str, Any], cfg: TrainConfig, data_key: str, path: Path) -> None:
     """Raise unless a checkpoint was written by a run with this config and data."""
     saved = info.get("config", {})
-    diff = {f.name for f in fields(TrainConfig) if saved.get(f.name) != getattr(cfg, f.name)}
+    diff = {
+        f.name
+        for f in fields(TrainConfig)
+        if f.name not in _RESUMABLE_CHANGES and saved.get(f.name) != getattr(cfg, f.name)
+    }
     if diff:
         raise ValueError(
             f"checkpoint {path} was written with other settings ({sorted(diff)}): "

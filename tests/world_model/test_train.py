@@ -118,6 +118,9 @@ def test_resume_from_checkpoint_matches_an_uninterrupted_run(
 
     with pytest.raises(ValueError, match="other settings"):
         train(dataset, tmp_path / "cut", replace(cfg, lr=2e-3), progress=False)
+    again = train(dataset, tmp_path / "cut", replace(cfg, threads=2), progress=False)
+    assert again.resumed_from == 6  # finished: nothing left to train, the bundle is rewritten
+    assert all(torch.equal(wf[k], v) for k, v in _weights(again.bundle).items())
 
 
 def test_probe_and_decoder_losses_leave_the_predictor_alone(dataset: Path) -> None:
