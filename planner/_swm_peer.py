@@ -73,7 +73,7 @@ class LatentCostable:
         return self.get_cost(info_dict, action_candidates)
 
 
-def make_solver(name: str, costable: LatentCostable, args: argparse.Namespace) -> Any:
+def make_solver(name: str, costable: LatentCostable, args: argparse.Namespace, seed: int) -> Any:
     """A configured stable-worldmodel solver with the shared settings, their defaults elsewhere."""
     from gymnasium.spaces import Box  # noqa: PLC0415 - only in the peer venv
 
@@ -82,7 +82,7 @@ def make_solver(name: str, costable: LatentCostable, args: argparse.Namespace) -
     # Skips stable_worldmodel/__init__ (it imports torchvision, which fails on CPU torch).
     import_env_module("stable_worldmodel.solver")
     solver_mod = sys.modules["stable_worldmodel.solver"]
-    common = {"device": "cpu", "seed": args.seed}
+    common = {"device": "cpu", "seed": seed}
     if name == "cem":
         solver = solver_mod.CEMSolver(
             costable,
@@ -121,11 +121,11 @@ def make_solver(name: str, costable: LatentCostable, args: argparse.Namespace) -
 
 
 def solve_pairs(
-    solver: Any, costable: LatentCostable, pairs: dict[str, Tensor]
+    solver: Any, costable: LatentCostable, pairs: dict[str, Tensor], indices: list[int]
 ) -> list[dict[str, Any]]:
-    """Time one ``solve`` per pair; return wall ms and the plan (H, A) in env units."""
+    """Time one ``solve`` per pair in ``indices``: wall and CPU ms, the plan (H, A) env units."""
     out: list[dict[str, Any]] = []
-    for i in range(pairs["obs_visual"].shape[0]):
+    for i in indices:
         info = {k: pairs[k][i : i + 1] for k in PAIR_KEYS}  # batch of one env
         with contextlib.redirect_stdout(sys.stderr):
             t0, c0 = time.perf_counter(), time.process_time()
@@ -156,6 +156,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--bundle", required=True)
     p.add_argument("--pairs", required=True, help="safetensors file with the latent pairs")
     p.add_argument("--solver", action="append", choices=SOLVERS, default=[])
+    p.add_argument("--index", action="append", type=int, default=[], help="pairs (default all)")
     for name, default in (
         ("samples", 300),
         ("elites", 30),
@@ -172,14 +173,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     model = load_bundle(args.bundle, load_encoder=False)
     costable = LatentCostable(model, ObjectiveConfig())
     pairs = load_file(args.pairs)
-    with torch.no_grad():  # the same warm-up as the in-process side
-        costable.get_cost(
-            {k: v[:1, None] for k, v in pairs.items()},
-            torch.zeros(1, 1, args.horizon, model.action_dim),
-        )
+    warm = torch.zeros(1, 1, args.horizon, model.action_dim, requires_grad=True)
+    for _ in range(2):  # warm-up, forward and backward, as the in-process side has had
+        cost = costable.get_cost({k: v[:1, None] for k, v in pairs.items()}, warm)
+        torch.autograd.grad(cost.sum(), warm)
+    torch.optim.SGD([warm], lr=0.0)  # the first optimiser of a process imports torch._dynamo
     doc: dict[str, Any] = {"versions": _versions(), "threads": args.threads, "solvers": {}}
+    indices = args.index or list(range(pairs["obs_visual"].shape[0]))
     for name in args.solver or list(SOLVERS):
-        doc["solvers"][name] = solve_pairs(make_solver(name, costable, args), costable, pairs)
+        doc["solvers"][name] = []
+        for i in indices:  # a fresh solver per pair, seeded by the pair's index
+            solver = make_solver(name, costable, args, seed=args.seed + i)
+            doc["solvers"][name] += solve_pairs(solver, costable, pairs, [i])
     sys.stdout.write(json.dumps(doc) + "\n")
     return doc
 

@@ -340,10 +340,11 @@ def our_config(name: str, cfg: PushTBenchConfig) -> tuple[OptimiserConfig, int]:
     return GradientConfig(horizon=h, restarts=cfg.restarts, objective=obj), cfg.grad_iterations
 
 
-def _requests(pairs: list[Pair], iterations: int) -> list[PlanRequest]:
+def _requests(pairs: list[Pair], iterations: int, first: int = 0) -> list[PlanRequest]:
+    """Requests for ``pairs``; pair ``j`` of the list is problem ``first + j`` (its seed)."""
     rails = guardrails_for(ENV_ID)
     budget = Budget(max_iterations=iterations)
-    return [PlanRequest(p.obs, p.goal, rails, budget, seed=i) for i, p in enumerate(pairs)]
+    return [PlanRequest(p.obs, p.goal, rails, budget, seed=first + j) for j, p in enumerate(pairs)]
 
 
 def _clock() -> tuple[float, float]:
@@ -363,12 +364,20 @@ def _plan_record(result: object, times: dict[str, float]) -> dict[str, Any]:
     return {**times, "actions": None, "refused": str(getattr(result, "reason", result))}
 
 
-def run_ours(
-    model: WorldModel, pairs: list[Pair], name: str, cfg: PushTBenchConfig, batched: bool
+def run_ours(  # noqa: PLR0917 - the benchmark's coordinates, all needed
+    model: WorldModel,
+    pairs: list[Pair],
+    name: str,
+    cfg: PushTBenchConfig,
+    batched: bool,
+    first: int = 0,
 ) -> list[dict[str, Any]]:
-    """Plan every pair with our optimiser ``name``: one call each, or all in one call."""
+    """Plan every pair with our optimiser ``name``: one call each, or all in one call.
+
+    ``pairs`` are problems ``first, first + 1, ...`` (their seeds).
+    """
     config, iterations = our_config(name, cfg)
-    reqs = _requests(pairs, iterations)
+    reqs = _requests(pairs, iterations, first)
     if batched:
         t0 = _clock()
         results = plan_batch(model, reqs, config)
@@ -382,11 +391,13 @@ def run_ours(
     return out
 
 
-def run_dinowm(model: WorldModel, pairs: list[Pair], cfg: PushTBenchConfig) -> list[dict[str, Any]]:
-    """DINO-WM's loop, instance by instance (one seeded generator per instance)."""
+def run_dinowm(
+    model: WorldModel, pairs: list[Pair], cfg: PushTBenchConfig, first: int = 0
+) -> list[dict[str, Any]]:
+    """DINO-WM's loop, instance by instance (one seeded generator per problem)."""
     out = []
-    for i, pair in enumerate(pairs):
-        gen = torch.Generator(device=model.device).manual_seed(cfg.seed + i)
+    for j, pair in enumerate(pairs):
+        gen = torch.Generator(device=model.device).manual_seed(cfg.seed + first + j)
         t0 = _clock()
         actions = dinowm_cem(
             model,
@@ -470,17 +481,23 @@ def peer_command(python: Path, folder: Path, cfg: PushTBenchConfig) -> list[str]
     return cmd
 
 
-def run_swm(model: WorldModel, pairs: list[Pair], cfg: PushTBenchConfig) -> dict[str, Any]:
-    """Run stable-worldmodel's solvers on the same model and pairs; the peer's JSON document."""
-    from safetensors.torch import save_file  # noqa: PLC0415
+class SwmPeer:
+    """stable-worldmodel's solvers on the same model and pairs, one subprocess per call.
 
-    from sims.bench import PeerError  # noqa: PLC0415
-    from world_model.bundle import save_bundle  # noqa: PLC0415
+    The model is saved as a bundle and the pairs as safetensors once, in a temporary
+    folder that :meth:`close` removes; :meth:`run` solves the pairs it is given.
+    """
 
-    python = swm_python(cfg)
-    with tempfile.TemporaryDirectory(prefix="worldplan-bench-") as tmp:
-        folder = Path(tmp)
-        save_bundle(model, folder / "bundle")
+    def __init__(self, model: WorldModel, pairs: list[Pair], cfg: PushTBenchConfig) -> None:
+        from safetensors.torch import save_file  # noqa: PLC0415
+
+        from world_model.bundle import save_bundle  # noqa: PLC0415
+
+        self.cfg = cfg
+        self.python = swm_python(cfg)
+        self._tmp = tempfile.TemporaryDirectory(prefix="worldplan-bench-")
+        self.folder = Path(self._tmp.name)
+        save_bundle(model, self.folder / "bundle")
         tensors = {
             "obs_visual": torch.cat([p.obs.visual for p in pairs]),  # (P, 1, N, D)
             "obs_proprio": torch.cat([p.obs.proprio for p in pairs]),  # (P, 1, Pp)
@@ -489,21 +506,31 @@ def run_swm(model: WorldModel, pairs: list[Pair], cfg: PushTBenchConfig) -> dict
         }
         save_file(
             {k: v.detach().cpu().contiguous() for k, v in tensors.items()},
-            folder / "pairs.safetensors",
+            self.folder / "pairs.safetensors",
         )
-        cmd = peer_command(python, folder, cfg)
-        logger.info("stable-worldmodel: %s", " ".join(cmd))
+
+    def run(self, indices: list[int]) -> dict[str, Any]:
+        """Solve pairs ``indices`` with every solver; the peer script's JSON document."""
+        from sims.bench import PeerError  # noqa: PLC0415
+
+        cmd = peer_command(self.python, self.folder, self.cfg)
+        cmd += [arg for i in indices for arg in ("--index", str(i))]
+        logger.debug("stable-worldmodel: %s", " ".join(cmd))
         done = subprocess.run(
-            cmd, capture_output=True, text=True, env=_peer_env(cfg.threads), check=False
+            cmd, capture_output=True, text=True, env=_peer_env(self.cfg.threads), check=False
         )
-    if done.returncode != 0:
-        tail = "\n".join(done.stderr.splitlines()[-15:])
-        raise PeerError(f"stable-worldmodel solvers exited {done.returncode}:\n{tail}")
-    try:
-        doc: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    except (json.JSONDecodeError, IndexError) as exc:
-        raise PeerError(f"stable-worldmodel printed no JSON: {done.stdout[-500:]!r}") from exc
-    return doc
+        if done.returncode != 0:
+            tail = "\n".join(done.stderr.splitlines()[-15:])
+            raise PeerError(f"stable-worldmodel solvers exited {done.returncode}:\n{tail}")
+        try:
+            doc: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        except (json.JSONDecodeError, IndexError) as exc:
+            raise PeerError(f"stable-worldmodel printed no JSON: {done.stdout[-500:]!r}") from exc
+        return doc
+
+    def close(self) -> None:
+        """Remove the temporary folder."""
+        self._tmp.cleanup()
 
 
 # --- where the time goes ---------------------------------------------------------------------
@@ -606,34 +633,49 @@ def _settings(cfg: PushTBenchConfig, kind: str) -> str:
     return f"H{cfg.horizon} {cfg.samples} samples top {cfg.elites} x{cfg.iterations}"
 
 
+Task = tuple[dict[str, str], Callable[[int], list[dict[str, Any]]], float]
+"""A method to time: its identity, ``fn(i)`` planning pair ``i`` (or all), its model ms."""
+
+
 def _tasks(
     model: WorldModel, pairs: list[Pair], cfg: PushTBenchConfig, prof: dict[str, float]
-) -> list[tuple[dict[str, str], Callable[[], list[dict[str, Any]]], float]]:
-    """Every method to time: its identity, a thunk returning its records, its model ms."""
+) -> tuple[list[Task], list[Task]]:
+    """The in-process methods: per-pair ones (run in rounds) and batched ones (all pairs)."""
     sample_ms = prof["eval_ms"] * cfg.iterations
     grad_ms = prof["grad_step_ms"] * cfg.grad_iterations
-    out: list[tuple[dict[str, str], Callable[[], list[dict[str, Any]]], float]] = []
-    modes = ("cold", "batched") if cfg.batched else ("cold",)
-    for mode in modes:
+    per_pair: list[Task] = []
+    batched: list[Task] = []
+    for mode in ("cold", "batched") if cfg.batched else ("cold",):
         for name in cfg.optimisers:
             kind = "gradient" if name == "gradient" else "sampling"
-            ident = {
-                "group": "ours",
-                "method": name,
-                "mode": mode,
-                "settings": _settings(cfg, kind),
-            }
-            thunk = partial(run_ours, model, pairs, name, cfg, mode == "batched")
-            out.append((ident, thunk, grad_ms if kind == "gradient" else sample_ms))
+            ident = {"group": "ours", "method": name, "mode": mode}
+            ident["settings"] = _settings(cfg, kind)
+            model_ms = grad_ms if kind == "gradient" else sample_ms
+            if mode == "cold":
+                fn = partial(_one, partial(run_ours, model, name=name, cfg=cfg, batched=False))
+                per_pair.append((ident, partial(fn, pairs), model_ms))
+            else:
+                batched.append((ident, partial(_all, model, pairs, name, cfg), model_ms))
     if cfg.dinowm:
-        ident = {
-            "group": "DINO-WM",
-            "method": "cem (per-instance loop)",
-            "mode": "cold",
-            "settings": _settings(cfg, "sampling"),
-        }
-        out.append((ident, partial(run_dinowm, model, pairs, cfg), sample_ms))
-    return out
+        ident = {"group": "DINO-WM", "method": "cem (per-instance loop)", "mode": "cold"}
+        ident["settings"] = _settings(cfg, "sampling")
+        fn = partial(_one, partial(run_dinowm, model, cfg=cfg))
+        per_pair.append((ident, partial(fn, pairs), sample_ms))
+    return per_pair, batched
+
+
+def _all(
+    model: WorldModel, pairs: list[Pair], name: str, cfg: PushTBenchConfig, _i: int
+) -> list[dict[str, Any]]:
+    """Our optimiser ``name`` on all pairs in one call (``_i`` is ignored)."""
+    return run_ours(model, pairs, name, cfg, batched=True)
+
+
+def _one(
+    runner: Callable[..., list[dict[str, Any]]], pairs: list[Pair], i: int
+) -> list[dict[str, Any]]:
+    """Run ``runner`` on pair ``i`` alone (as problem ``i``)."""
+    return runner(pairs=[pairs[i]], first=i)
 
 
 _SWM_NAMES = {"cem": "CEMSolver", "mppi": "MPPISolver", "gd": "GradientSolver"}
@@ -644,10 +686,12 @@ def _swm_rows(
     pairs: list[Pair],
     cfg: PushTBenchConfig,
     prof: dict[str, float],
-    doc: dict[str, Any],
+    solvers: dict[str, list[dict[str, Any]]],
 ) -> list[dict[str, Any]]:
     rows = []
-    for name, records in doc["solvers"].items():
+    for name, records in solvers.items():
+        if len(records) != len(pairs):
+            continue
         kind = "gradient" if name == "gd" else "sampling"
         model_ms = (
             prof["grad_step_ms"] * cfg.grad_iterations
@@ -665,10 +709,44 @@ def _swm_rows(
     return rows
 
 
+def _run_methods(
+    model: WorldModel,
+    pairs: list[Pair],
+    cfg: PushTBenchConfig,
+    prof: dict[str, float],
+    progress: Progress,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Time every method in interleaved rounds, then the batched runs.
+
+    Round ``i`` runs each method on pair ``i`` in turn, so that a change of the
+    machine's load hits all methods alike.
+
+    Returns:
+        The rows, and the peer's versions (or the error that stopped it).
+    """
+    per_pair, batched = _tasks(model, pairs, cfg, prof)
+    records: list[list[dict[str, Any]]] = [[] for _ in per_pair]
+    swm, peer = _start_peer(model, pairs, cfg)
+    solvers: dict[str, list[dict[str, Any]]] = {}
+    units = [(i, k) for i in range(len(pairs)) for k in range(len(per_pair) + 1)]
+    for i, k in progress(iter(units), len(units)):
+        if k < len(per_pair):
+            records[k] += per_pair[k][1](i)
+        elif swm is not None:
+            swm, peer = _peer_round(swm, i, solvers)
+    rows = []
+    for (ident, _, model_ms), recs in zip(per_pair, records, strict=True):
+        rows.append(make_row(ident, recs, _score_all(model, pairs, recs, cfg.objective), model_ms))
+    for ident, fn, model_ms in progress(iter(batched), len(batched)):
+        recs = fn(0)
+        rows.append(make_row(ident, recs, _score_all(model, pairs, recs, cfg.objective), model_ms))
+    if swm is not None:
+        swm.close()
+    return rows + _swm_rows(model, pairs, cfg, prof, solvers), peer
+
+
 def run_pusht(cfg: PushTBenchConfig, progress: Progress) -> dict[str, Any]:
     """Benchmark every method on the push-T model; a JSON-ready dict (see :func:`format_table`)."""
-    from sims.bench import PeerError  # noqa: PLC0415
-
     load_before = os.getloadavg()
     model, described = load_model(cfg.bundle)
     pairs = make_pairs(model, cfg.pairs, cfg.seed, cfg.goal_steps)
@@ -683,21 +761,8 @@ def run_pusht(cfg: PushTBenchConfig, progress: Progress) -> dict[str, Any]:
             None,
         )
     ]
-    tasks = _tasks(model, pairs, cfg, prof)
-    for ident, thunk, model_ms in progress(iter(tasks), len(tasks)):
-        records = thunk()
-        rows.append(
-            make_row(ident, records, _score_all(model, pairs, records, cfg.objective), model_ms)
-        )
-    peer: dict[str, Any] = {}
-    if cfg.peers:
-        try:
-            doc = run_swm(model, pairs, cfg)
-            rows += _swm_rows(model, pairs, cfg, prof, doc)
-            peer = {"versions": doc.get("versions", {})}
-        except (PeerError, OSError, subprocess.SubprocessError) as exc:
-            logger.error("stable-worldmodel peer failed: %s", exc)
-            peer = {"error": str(exc)}
+    more, peer = _run_methods(model, pairs, cfg, prof, progress)
+    rows += more
     return {
         "model": described,
         "pairs": [
@@ -718,6 +783,38 @@ def run_pusht(cfg: PushTBenchConfig, progress: Progress) -> dict[str, Any]:
         "rows": rows,
         "verdict": verdict(rows),
     }
+
+
+def _start_peer(
+    model: WorldModel, pairs: list[Pair], cfg: PushTBenchConfig
+) -> tuple[SwmPeer | None, dict[str, Any]]:
+    """The stable-worldmodel peer, or None and the error that stopped it."""
+    from sims.bench import PeerError  # noqa: PLC0415
+
+    if not cfg.peers:
+        return None, {}
+    try:
+        return SwmPeer(model, pairs, cfg), {}
+    except (PeerError, OSError, subprocess.SubprocessError) as exc:
+        logger.error("stable-worldmodel peer failed: %s", exc)
+        return None, {"error": str(exc)}
+
+
+def _peer_round(
+    swm: SwmPeer, i: int, solvers: dict[str, list[dict[str, Any]]]
+) -> tuple[SwmPeer | None, dict[str, Any]]:
+    """Run the peer on pair ``i`` and add its records; on failure, close it and say why."""
+    from sims.bench import PeerError  # noqa: PLC0415
+
+    try:
+        doc = swm.run([i])
+    except (PeerError, OSError, subprocess.SubprocessError) as exc:
+        logger.error("stable-worldmodel peer failed: %s", exc)
+        swm.close()
+        return None, {"error": str(exc)}
+    for name, recs in doc["solvers"].items():
+        solvers.setdefault(name, []).extend(recs)
+    return swm, {"versions": doc.get("versions", {})}
 
 
 def _find(rows: list[dict[str, Any]], group: str, method: str) -> dict[str, Any] | None:

@@ -102,7 +102,7 @@ def test_solve_pairs_returns_env_unit_plans() -> None:
 
     pairs = {k: torch.zeros(3, 1, 4, 2) for k in ("obs_visual", "goal_visual")}
     pairs |= {k: torch.zeros(3, 1, 2) for k in ("obs_proprio", "goal_proprio")}
-    out = solve_pairs(FakeSolver(), costable, pairs)
+    out = solve_pairs(FakeSolver(), costable, pairs, [0, 1, 2])
     assert len(out) == 3
     assert len(seen) == 3
     assert all(v.shape[0] == 1 for v in seen[0].values())
