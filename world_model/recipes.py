@@ -9,12 +9,12 @@ go to a work folder and every stage resumes, so an interrupted build continues w
 stopped.
 
 The recipes are sized for the 2-core development machine (one torch thread). ``minutes`` is an
-estimate from timings taken there while the machine was shared with other jobs (load
-about 8 on 2 cores; push-T, offline pyramid encoder, predictor with 2 x 2 patch merging):
-0.7 to 1.0 s per training step of batch 32 on one thread, 17 s to collect and 11 s to
-encode 30 episodes of 100 steps. The estimates assume an idle machine, about twice as
-fast; the times a build really took are written to ``build.json`` and are the ones the
-README quotes.
+estimate from timings taken there (push-T, offline pyramid encoder, predictor with 2 x 2
+patch merging, batch 32, one thread): 0.27 s per training step on a quiet machine, 0.7 to
+1.0 s while it was shared with other jobs (load about 8 on 2 cores); 17 s to collect and
+11 s to encode 30 episodes of 100 steps under that load. The estimates assume about
+0.35 s per step; the times a build really took are written to ``build.json`` and are the
+ones the README quotes.
 """
 
 from __future__ import annotations
