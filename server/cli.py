@@ -65,7 +65,11 @@ def bench_server(
         )  # fmt: skip
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    results = run_bench(config)
+    try:
+        results = run_bench(config)
+    except (ValueError, RuntimeError) as exc:
+        typer.echo(f"bench server failed: {exc}", err=True)
+        raise typer.Exit(1) from exc
     typer.echo(format_table(results))
     r = ratio(results, max(levels))
     if r is not None:
