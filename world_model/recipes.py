@@ -107,7 +107,7 @@ RECIPES: dict[str, Recipe] = {
             episodes=300,
             steps=100,
             scripted_fraction=0.7,
-            train=replace(_COMMON, history=3, frameskip=5, steps=3000),
+            train=replace(_COMMON, history=3, frameskip=5, steps=2000),
             minutes=20,
         ),
         Recipe(
@@ -116,7 +116,7 @@ RECIPES: dict[str, Recipe] = {
             env_kwargs={"layout": "umaze"},
             episodes=150,
             steps=150,
-            train=replace(_COMMON, history=3, frameskip=5, steps=2000),
+            train=replace(_COMMON, history=3, frameskip=5, steps=1500),
             minutes=14,
         ),
         Recipe(
@@ -125,7 +125,7 @@ RECIPES: dict[str, Recipe] = {
             env_kwargs={"layout": "tworoom"},
             episodes=150,
             steps=150,
-            train=replace(_COMMON, history=3, frameskip=5, steps=2000),
+            train=replace(_COMMON, history=3, frameskip=5, steps=1500),
             minutes=14,
         ),
         Recipe(
@@ -134,7 +134,7 @@ RECIPES: dict[str, Recipe] = {
             episodes=300,
             steps=20,
             scripted_fraction=0.5,
-            train=replace(_COMMON, history=3, frameskip=1, steps=2000),
+            train=replace(_COMMON, history=3, frameskip=1, steps=1000),
             minutes=14,
         ),
     )
