@@ -176,10 +176,13 @@ def test_recipes_cover_the_shipped_defaults() -> None:
     assert set(recipes.RECIPES) == {"pusht", "maze-umaze", "maze-tworoom", "granular"}
     layouts = {r.env_kwargs.get("layout") for r in recipes.RECIPES.values()}
     assert {"umaze", "tworoom"} <= layouts
-    small = recipes.RECIPES["pusht"].scaled(0.01)
-    assert small.episodes == 3
-    assert small.train.steps == 30
-    assert small.train.frameskip == recipes.RECIPES["pusht"].train.frameskip
+    full = recipes.RECIPES["pusht"]
+    small = full.scaled(0.01)
+    assert small.episodes == max(2, round(full.episodes * 0.01))
+    assert small.train.steps == max(1, round(full.train.steps * 0.01))
+    assert small.train.steps < full.train.steps
+    assert small.train.frameskip == full.train.frameskip
+    assert small.with_threads(2).train.threads == 2
     with pytest.raises(ValueError, match="unknown recipes"):
         recipes.select(["pong"])
 
