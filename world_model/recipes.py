@@ -108,7 +108,7 @@ RECIPES: dict[str, Recipe] = {
             steps=100,
             scripted_fraction=0.7,
             train=replace(_COMMON, history=3, frameskip=5, steps=2000),
-            minutes=20,
+            minutes=15,
         ),
         Recipe(
             name="maze-umaze",
@@ -117,7 +117,7 @@ RECIPES: dict[str, Recipe] = {
             episodes=150,
             steps=150,
             train=replace(_COMMON, history=3, frameskip=5, steps=1500),
-            minutes=14,
+            minutes=10,
         ),
         Recipe(
             name="maze-tworoom",
@@ -126,7 +126,7 @@ RECIPES: dict[str, Recipe] = {
             episodes=150,
             steps=150,
             train=replace(_COMMON, history=3, frameskip=5, steps=1500),
-            minutes=14,
+            minutes=10,
         ),
         Recipe(
             name="granular",
@@ -135,7 +135,7 @@ RECIPES: dict[str, Recipe] = {
             steps=20,
             scripted_fraction=0.5,
             train=replace(_COMMON, history=3, frameskip=1, steps=1000),
-            minutes=14,
+            minutes=8,
         ),
     )
 }
