@@ -76,6 +76,10 @@ PUSHT_PROBE_LABELS = (
 OURS = ("cem", "gradient", "mppi")
 #: Std of the re-drawn output layers of the random-init fallback model.
 OUTPUT_INIT_STD = 0.02
+#: A plan breaks a hard guardrail when it exceeds a bound by more than this (env units).
+BOUND_TOLERANCE = 1e-4
+Scores = tuple[list[float | None], list[float | None], list[float | None]]
+"""Per plan: executed cost, the plan's own (raw) cost, guardrail excess."""
 Progress = Callable[[Iterator[Any], int], Iterator[Any]]
 
 
@@ -591,10 +595,16 @@ def _quantile(values: list[float], q: float) -> float | None:
 def make_row(
     ident: dict[str, str],
     records: list[dict[str, Any]],
-    costs: list[float | None],
+    scores: Scores,
     model_ms: float | None,
 ) -> dict[str, Any]:
-    """One table row: p50/p95 of time per plan, final costs, and the share spent in the model."""
+    """One table row: p50/p95 of time per plan, final costs, and the share spent in the model.
+
+    ``cost_*`` are the costs of the plans as the env executes them (clipped to its action
+    box), ``raw_cost_mean`` the mean of the plans' own costs, ``out_of_bounds`` the number
+    of plans that break the hard guardrails (action box or largest step) before clipping.
+    """
+    costs, raw, excess = scores
     ms = [float(r["ms"]) for r in records]
     cpu = [float(r["cpu_ms"]) for r in records]
     ok = [c for c in costs if c is not None]
@@ -610,6 +620,9 @@ def make_row(
         "cost_p50": _quantile(ok, 0.5),
         "cost_mean": statistics.fmean(ok) if ok else None,
         "costs": costs,
+        "raw_cost_mean": statistics.fmean(r for r in raw if r is not None) if ok else None,
+        "out_of_bounds": sum(e > BOUND_TOLERANCE for e in excess if e is not None),
+        "max_excess": max((e for e in excess if e is not None), default=None),
         "ms": ms,
         "cpu_ms": cpu,
         "model_ms_est": model_ms,
@@ -617,14 +630,41 @@ def make_row(
     }
 
 
+def executed(actions: Tensor, frameskip: int) -> tuple[Tensor, float]:
+    """A plan (H, A) as push-T executes it, and how far it breaks the hard guardrails.
+
+    The env clips each env action to its box; the guardrails also bound each env
+    action's length (the pusher's speed). Returns the clipped plan and the largest
+    excess (0 when the plan respects both).
+    """
+    rails = guardrails_for(ENV_ID)
+    low = torch.tensor(rails.action_low, dtype=actions.dtype).repeat(frameskip)  # (A,)
+    high = torch.tensor(rails.action_high, dtype=actions.dtype).repeat(frameskip)  # (A,)
+    env = actions.reshape(-1, len(rails.action_low))  # (H * fs, env_A)
+    over_box = torch.maximum(actions - high, low - actions).clamp_min(0).max()
+    over_step = (env.norm(dim=-1) - rails.max_step).clamp_min(0).max()
+    return torch.minimum(torch.maximum(actions, low), high), float(max(over_box, over_step))
+
+
 def _score_all(
     model: WorldModel, pairs: list[Pair], records: list[dict[str, Any]], objective: ObjectiveConfig
-) -> list[float | None]:
-    out: list[float | None] = []
+) -> Scores:
+    """Executed cost, raw cost and guardrail excess of every record's plan (None if refused)."""
+    costs: list[float | None] = []
+    raw: list[float | None] = []
+    excess: list[float | None] = []
     for pair, rec in zip(pairs, records, strict=True):
-        a = rec.get("actions")
-        out.append(None if a is None else score(model, pair, torch.as_tensor(a), objective))
-    return out
+        if rec.get("actions") is None:
+            costs.append(None)
+            raw.append(None)
+            excess.append(None)
+            continue
+        plan = torch.as_tensor(rec["actions"]).float().cpu()
+        clipped, over = executed(plan, model.frameskip)
+        costs.append(score(model, pair, clipped, objective))
+        raw.append(score(model, pair, plan, objective))
+        excess.append(over)
+    return costs, raw, excess
 
 
 def _settings(cfg: PushTBenchConfig, kind: str) -> str:
@@ -751,13 +791,16 @@ def run_pusht(cfg: PushTBenchConfig, progress: Progress) -> dict[str, Any]:
     model, described = load_model(cfg.bundle)
     pairs = make_pairs(model, cfg.pairs, cfg.seed, cfg.goal_steps)
     idle = model.action_mean.expand(cfg.horizon, -1)
-    baseline = [score(model, p, idle, cfg.objective) for p in pairs]
+    idle_records: list[dict[str, Any]] = [
+        {"ms": 0.0, "cpu_ms": 0.0, "actions": idle} for _ in pairs
+    ]
+    baseline = _score_all(model, pairs, idle_records, cfg.objective)
     prof = profile_model(model, pairs[0], cfg)  # also warms the model up
     rows = [
         make_row(
             {"group": "-", "method": "no planning (mean action)", "mode": "-", "settings": "-"},
-            [{"ms": 0.0, "cpu_ms": 0.0}] * len(pairs),
-            list(baseline),
+            idle_records,
+            baseline,
             None,
         )
     ]
@@ -867,7 +910,7 @@ def format_table(result: dict[str, Any]) -> str:
     head = (
         f"{'group':<17} {'method':<25} {'mode':<7} {'settings':<34} {'cpu p50':>8} "
         f"{'cpu p95':>8} {'wall p50':>8} {'wall p95':>8} {'cost p50':>9} {'cost mean':>9} "
-        f"{'ref':>3} {'model%':>6}"
+        f"{'raw mean':>9} {'oob':>3} {'ref':>3} {'model%':>6}"
     )
     lines = [f"model: {result['model']['label']}", head, "-" * len(head)]
     for r in result["rows"]:
@@ -876,7 +919,8 @@ def format_table(result: dict[str, Any]) -> str:
             f"{r['group']:<17} {r['method']:<25} {r['mode']:<7} {r['settings']:<34} "
             f"{_fmt(r['cpu_ms_p50'], '8.0f')} {_fmt(r['cpu_ms_p95'], '8.0f')} "
             f"{_fmt(r['ms_p50'], '8.0f')} {_fmt(r['ms_p95'], '8.0f')} "
-            f"{_fmt(r['cost_p50'], '9.3e')} {_fmt(r['cost_mean'], '9.3e')} {r['refused']:>3} "
+            f"{_fmt(r['cost_p50'], '9.3e')} {_fmt(r['cost_mean'], '9.3e')} "
+            f"{_fmt(r['raw_cost_mean'], '9.3e')} {r['out_of_bounds']:>3} {r['refused']:>3} "
             f"{_fmt(None if share is None else 100 * share, '6.0f')}"
         )
     for v in result["verdict"]:
@@ -903,6 +947,8 @@ def format_table(result: dict[str, Any]) -> str:
     lines.append(
         f"times: ms per plan (cpu = process CPU time); torch threads "
         f"{result['torch_threads']}; load average {la[0]:.1f} before, {lb[0]:.1f} after; "
-        "model% = profiled CPU time of the model calls / cpu p50"
+        "model% = profiled CPU time of the model calls / cpu p50; cost = latent cost of the "
+        "plan as push-T executes it (actions clipped to its box), raw = of the plan as "
+        "returned, oob = plans outside the hard guardrails (box or largest step)"
     )
     return "\n".join(lines)

@@ -149,7 +149,7 @@ def _row(group: str, method: str, ms: float, cost: float) -> dict[str, Any]:
     return bench_peers.make_row(
         ident,
         [{"ms": 2 * ms, "cpu_ms": ms}, {"ms": 6 * ms, "cpu_ms": 3 * ms}],
-        [cost, cost],
+        ([cost, cost], [cost, cost], [0.0, 0.5]),
         ms / 2,
     )
 
@@ -166,6 +166,8 @@ def test_verdict_compares_each_of_ours_with_dinowm_and_its_swm_twin() -> None:
     assert rows[0]["cpu_ms_p95"] == 30.0
     assert rows[0]["ms_p50"] == 20.0
     assert rows[0]["model_share"] == pytest.approx(0.5)
+    assert rows[0]["out_of_bounds"] == 1
+    assert rows[0]["max_excess"] == 0.5
     cem, grad = bench_peers.verdict(rows)
     assert cem["speedup_vs_dinowm"] == pytest.approx(20.0)
     assert cem["cost_le_dinowm"]
@@ -263,3 +265,19 @@ def test_cli_bundle_mode_rejects_bad_settings(tmp_path: Path) -> None:
     assert result.exit_code != 0
     assert "elites" in result.output
     assert not (tmp_path / "x.json").exists()
+
+
+def test_executed_clips_to_the_box_and_measures_the_excess() -> None:
+    plan = torch.zeros(5, 10)
+    inside, over = bench_peers.executed(plan, 5)
+    assert torch.equal(inside, plan)
+    assert over == 0.0
+    plan[0, 0], plan[2, 3] = 2.5, -0.9  # one entry 1.5 out of the box
+    plan[3, 0], plan[3, 1] = 0.9, 0.9  # a step of length 1.27 > 1 inside the box
+    clipped, over = bench_peers.executed(plan, 5)
+    assert float(clipped[0, 0]) == 1.0
+    assert float(clipped[2, 3]) == pytest.approx(-0.9)
+    assert float(clipped[3, 0]) == pytest.approx(0.9)
+    assert over == pytest.approx(1.5)
+    _, over_step = bench_peers.executed(clipped, 5)
+    assert over_step == pytest.approx(0.9 * 2**0.5 - 1.0, rel=1e-5)
