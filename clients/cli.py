@@ -148,6 +148,10 @@ def eval_command(  # noqa: PLR0917 - typer maps each parameter to an option
         str | None, typer.Option(help="Optimiser iterations per plan, e.g. 10,30,100.")
     ] = None,
     horizon: Annotated[int | None, typer.Option(min=1, help="Planning horizon.")] = None,
+    samples: Annotated[
+        int | None,
+        typer.Option(min=2, help="Sequences per iteration (CEM/MPPI samples, gradient restarts)."),
+    ] = None,
     baselines: Annotated[bool, typer.Option(help="Also run random and no-op.")] = True,
     proprio: Annotated[
         bool, typer.Option(help="Send proprio (off for models trained without it).")
@@ -181,6 +185,7 @@ def eval_command(  # noqa: PLR0917 - typer maps each parameter to an option
             max_steps=max_steps,
             budgets=_parse_budgets(budgets),
             horizon=horizon,
+            samples=samples,
             baselines=baselines,
             video_dir=video,
             send_proprio=proprio,

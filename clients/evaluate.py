@@ -61,6 +61,7 @@ class EvalConfig:
         max_steps: Env steps per episode; None uses the env's default.
         budgets: Optimiser iterations per plan; None in the tuple is the server default.
         horizon: Planning horizon; None is the server default.
+        samples: Sequences per optimiser iteration; None is the server default.
         baselines: Also run the random and no-op baselines.
         video_dir: Write one video per episode here.
         video_format: ``gif`` or ``mp4``.
@@ -80,6 +81,7 @@ class EvalConfig:
     max_steps: int | None = None
     budgets: tuple[int | None, ...] = (None,)
     horizon: int | None = None
+    samples: int | None = None
     baselines: bool = True
     video_dir: Path | None = None
     video_format: Literal["gif", "mp4"] = "gif"
@@ -128,6 +130,7 @@ class EvalResult:
             "max_steps": self.max_steps,
             "budgets": list(c.budgets),
             "horizon": c.horizon,
+            "samples": c.samples,
             "summaries": [s.to_json() for s in self.planned],
             "baselines": [s.to_json() for s in self.baselines],
             "episodes": [e.to_json() for e in self.episodes],
@@ -181,6 +184,7 @@ def _controllers(client: WorldplanClient, config: EvalConfig, model: ModelInfo) 
             model=model.name,
             planner=config.planner,
             horizon=config.horizon,
+            samples=config.samples,
             budget=Budget(iterations=budget),
         )
         session = MPCSession(

@@ -74,6 +74,7 @@ class PlanOptions(_Request):
     goal_proprio: list[float] | None = None
     planner: PlannerName = "cem"
     horizon: int | None = Field(default=None, ge=1, le=16)
+    samples: int | None = Field(default=None, ge=2, le=1024)
     budget: Budget = Field(default_factory=Budget)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     guardrails: Guardrails | None = None

@@ -38,8 +38,10 @@ from world_model.types import Latent
 DEFAULT_ITERATIONS: dict[str, int] = {"cem": 30, "mppi": 30, "gradient": 100}
 
 
-def optimiser_config(name: OptimiserName, horizon: int | None) -> OptimiserConfig:
-    """The optimiser's defaults with the request's horizon."""
+def optimiser_config(
+    name: OptimiserName, horizon: int | None, samples: int | None = None
+) -> OptimiserConfig:
+    """The optimiser's defaults with the request's horizon and sample count."""
     config: OptimiserConfig
     if name == "cem":
         config = CEMConfig()
@@ -47,7 +49,13 @@ def optimiser_config(name: OptimiserName, horizon: int | None) -> OptimiserConfi
         config = MPPIConfig()
     else:
         config = GradientConfig()
-    return config if horizon is None else replace(config, horizon=horizon)
+    if horizon is not None:
+        config = replace(config, horizon=horizon)
+    if samples is None:
+        return config
+    if isinstance(config, GradientConfig):
+        return replace(config, restarts=samples)
+    return replace(config, samples=samples, elites=max(1, samples // 10))
 
 
 def budget_from(

@@ -82,6 +82,13 @@ class PlanOptions(_Strict):
     )
     planner: OptimiserName = "cem"
     horizon: int | None = Field(default=None, ge=1, le=16, description="Planning steps.")
+    samples: int | None = Field(
+        default=None,
+        ge=2,
+        le=1024,
+        description="Sequences per iteration: CEM/MPPI samples (elites are a tenth, at least "
+        "1) or gradient restarts. Default: the optimiser's (CEM 300, MPPI 512, gradient 8).",
+    )
     budget: BudgetSpec = Field(default_factory=BudgetSpec)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     guardrails: GuardrailTightening | None = None

@@ -146,7 +146,7 @@ def _build_job(
     _check_inputs(loaded, options, obs, goal)
     cfg = services.settings
     try:
-        config = optimiser_config(options.planner, options.horizon)
+        config = optimiser_config(options.planner, options.horizon, options.samples)
         budget = budget_from(
             options.budget, options.planner, cfg.max_budget_iterations, cfg.max_budget_ms
         )

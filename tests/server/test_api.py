@@ -12,6 +12,7 @@ from PIL import Image
 from server_fixtures import KEY, MODEL, make_registry, plan_body, png_b64
 
 from server.app import create_app
+from server.planning import optimiser_config
 from server.settings import Settings
 
 
@@ -202,3 +203,19 @@ def test_server_without_keys_refuses() -> None:
         r = c.get("/v1/models", headers={"X-API-Key": "x"})
         assert r.status_code == 401
         assert "WORLDPLAN_API_KEYS" in r.json()["detail"]
+
+
+def test_samples_option_sets_the_optimiser_width() -> None:
+    cem = optimiser_config("cem", 4, 40)
+    assert (cem.horizon, cem.samples, cem.elites) == (4, 40, 4)  # type: ignore[union-attr]
+    grad = optimiser_config("gradient", None, 3)
+    assert grad.restarts == 3  # type: ignore[union-attr]
+    assert optimiser_config("mppi", None, 2).elites == 1  # type: ignore[union-attr]
+
+
+def test_plan_with_few_samples(client: TestClient) -> None:
+    r = client.post("/v1/plan", json=plan_body(samples=16))
+    assert r.status_code == 200, r.text
+    bad = client.post("/v1/plan", json=plan_body(samples=1))
+    assert bad.status_code == 422
+    assert "samples" in bad.json()["detail"]
