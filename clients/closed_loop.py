@@ -25,6 +25,7 @@ import gymnasium as gym
 import numpy as np
 from numpy.typing import NDArray
 
+from clients.errors import BadRequestError
 from clients.goals import Goal, world
 from clients.session import MPCSession
 
@@ -48,6 +49,8 @@ class Chunk:
         plan_ms: The server's planning time, if any.
         round_trip_ms: Wall time of obtaining the chunk, as the client saw it.
         plan_id: The server's plan id, if any.
+        refusal: Why the service refused to return a plan (its final guardrail check
+            found the best plan breaking a hard bound); the chunk then holds still.
     """
 
     actions: NDArray[np.float32]
@@ -56,6 +59,7 @@ class Chunk:
     plan_ms: float | None = None
     round_trip_ms: float = 0.0
     plan_id: str | None = None
+    refusal: str | None = None
 
 
 class Controller(Protocol):
@@ -104,10 +108,11 @@ class ServiceController:
         self.episode_options = episode_options
         self._base = session.options
         self._goal: Goal | None = None
+        self._action_shape: tuple[int, ...] = ()
 
     def reset(self, env: gym.Env[Any, Any], goal: Goal) -> None:
         """Start an episode: forget the previous plan, set the episode's options."""
-        del env
+        self._action_shape = tuple(env.action_space.shape or ())
         extra = self.episode_options(goal) if self.episode_options else {}
         update = {"seed": goal.seed % 2**31, **extra}
         self.session.options = self._base.model_copy(update=update)
@@ -126,7 +131,12 @@ class ServiceController:
             else None
         )
         start = time.perf_counter()
-        plan = self.session.plan(obs["pixels"], goal.goal_image, proprio, goal_proprio)
+        try:
+            plan = self.session.plan(obs["pixels"], goal.goal_image, proprio, goal_proprio)
+        except BadRequestError as exc:
+            if "plan refused" not in exc.detail:
+                raise
+            return self._hold(exc.detail, (time.perf_counter() - start) * 1000.0)
         round_trip = (time.perf_counter() - start) * 1000.0
         actions = np.asarray(plan.actions, dtype=np.float32)
         if actions.ndim != 2 or actions.shape[0] == 0:
@@ -138,6 +148,14 @@ class ServiceController:
     def executed(self, env_steps: int) -> None:
         """Tell the session, so that the next plan is warm-started at the right shift."""
         self.session.executed(env_steps)
+
+    def _hold(self, reason: str, round_trip_ms: float) -> Chunk:
+        """After a refusal: hold still for one step, then replan cold with the next seed."""
+        opts = self.session.options
+        self.session.options = opts.model_copy(update={"seed": (opts.seed + 1) % 2**31})
+        self.session.reset()
+        hold = np.zeros((1, *self._action_shape), np.float32)
+        return Chunk(hold, idle=True, round_trip_ms=round_trip_ms, refusal=reason)
 
 
 class RandomController:
@@ -242,6 +260,7 @@ class Episode:
     plan_ms: list[float | None] = field(default_factory=list)
     round_trip_ms: list[float] = field(default_factory=list)
     plan_ids: list[str | None] = field(default_factory=list)
+    refusals: list[str] = field(default_factory=list)
     wall_s: float = 0.0
     frames: list[NDArray[np.uint8]] = field(default_factory=list, repr=False)
 
@@ -320,6 +339,8 @@ def run_episode(
         ep.plan_ms.append(chunk.plan_ms)
         ep.round_trip_ms.append(chunk.round_trip_ms)
         ep.plan_ids.append(chunk.plan_id)
+        if chunk.refusal is not None:
+            ep.refusals.append(chunk.refusal)
         obs, info, done = _execute(inner, chunk, (obs, info), ep, config)
         controller.executed(done)
     ep.final_metric = float(info[name])

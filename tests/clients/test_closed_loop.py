@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 import gymnasium as gym
+import httpx
 import numpy as np
 import pytest
 from clients_fakes import KEY, FakeService, maze_model
@@ -137,3 +138,42 @@ def test_bad_configs_are_refused() -> None:
         service(FakeService(), "tworoom", execute_steps=0)
     with pytest.raises(ValueError, match="budgets"):
         EvalConfig(env="pusht", episodes=1, budgets=(0,))
+
+
+class RefusingService(FakeService):
+    """Refuses the first ``refusals`` plans (a failed final guardrail check), then plans."""
+
+    def __init__(self, refusals: int) -> None:
+        super().__init__([maze_model("tworoom")])
+        self.refusals = refusals
+
+    def _plan(self, request: Any, seen: Any) -> Any:
+        if self.refusals > 0:
+            self.refusals -= 1
+            self._read(request, seen)
+            detail = "plan refused by the final guardrail check: agent breaks workspace.x_max"
+            return httpx.Response(422, json={"detail": detail})
+        return super()._plan(request, seen)
+
+
+def test_a_refused_plan_holds_still_then_replans_with_the_next_seed() -> None:
+    fake = RefusingService(refusals=2)
+    env, gs = goals("tworoom")
+    controller = service(fake, "tworoom", execute_steps=None)
+    ep = run_episode(env, gs[0], controller, EpisodeConfig(max_steps=100))
+    assert ep.success
+    assert len(ep.refusals) == 2
+    assert all("workspace" in r for r in ep.refusals)
+    assert ep.actions[:2] == [[], []]  # held still while refused
+    seeds = [s.options["seed"] for s in fake.seen if s.path == "/v1/plan"]
+    assert seeds[:3] == [gs[0].seed, gs[0].seed + 1, gs[0].seed + 2]
+
+
+def test_other_bad_requests_still_raise() -> None:
+    fake = FakeService([maze_model("tworoom")])
+    env, gs = goals("tworoom")
+    client = WorldplanClient(api_key=KEY, transport=fake.transport())
+    session = MPCSession(client, PlanOptions(model="no-such-model", horizon=5))
+    controller = ServiceController(session, "bad")
+    with pytest.raises(Exception, match="unknown model"):
+        run_episode(env, gs[0], controller, EpisodeConfig(max_steps=10))
