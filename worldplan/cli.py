@@ -8,6 +8,8 @@ here; heavy imports (torch, the server) happen inside the commands, so
 from __future__ import annotations
 
 import logging
+import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -44,18 +46,40 @@ clients.cli.set_app_factory(_in_process_app)
 
 
 @app.command()
-def demo(
+def demo(  # noqa: PLR0917 - typer maps each parameter to an option
     out: Annotated[Path, typer.Option(help="Folder for the demo's outputs.")] = Path(
         "artifacts/demo"
     ),
-    seed: Annotated[int, typer.Option(help="Episode seed.")] = 0,
-    steps: Annotated[int, typer.Option(help="Env steps to run.")] = 120,
+    env: Annotated[str, typer.Option(help="pusht, umaze, tworoom or granular.")] = "pusht",
+    models_dir: Annotated[Path, typer.Option(help="Model bundles to serve.")] = Path("models"),
+    seed: Annotated[int, typer.Option(help="Episode seed.")] = 100_000,
+    max_steps: Annotated[int, typer.Option(help="Env steps of the episode.")] = 50,
+    samples: Annotated[int, typer.Option(help="CEM samples per iteration.")] = 100,
+    iterations: Annotated[int, typer.Option(help="CEM iterations per plan.")] = 10,
 ) -> None:
-    """Run the main job on the shipped defaults and write what it did under ``out``."""
-    from sims.demo import record_episode  # noqa: PLC0415 - keep --help fast
+    """Serve the shipped bundles, plan a closed-loop episode through the client, save previews.
 
-    path = record_episode("worldplan/PushT-v0", out, seed=seed, steps=steps)
-    typer.echo(f"wrote {path}")
+    Writes the episode as a GIF (observation | goal), the first plan's operator preview
+    (HTML and PNG) and a JSON summary under ``out``.
+    """
+    from clients.demo import DemoConfig, run_demo  # noqa: PLC0415 - keep --help fast
+
+    key = secrets.token_hex(16)
+    app_factory = _in_process_app_for(models_dir)
+    cfg = DemoConfig(out, env, seed, max_steps, samples, iterations)
+    summary = run_demo(app_factory(key), key, cfg)
+    for line in summary:
+        typer.echo(line)
+
+
+def _in_process_app_for(models_dir: Path) -> Callable[[str], object]:
+    def factory(api_key: str) -> object:
+        from server.app import create_app  # noqa: PLC0415 - keep --help fast
+        from server.settings import Settings  # noqa: PLC0415
+
+        return create_app(Settings(api_keys=[api_key], models_dir=models_dir))  # type: ignore[list-item]
+
+    return factory
 
 
 def main() -> None:
