@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from world_model.encoders import load_encoder
 
 from planner import Guardrails, guardrails_for
 from world_model.bundle import BundleError, load_bundle, read_manifest
+from world_model.encoders import load_encoder
 from world_model.model import WorldModel
 from world_model.types import Encoder
 
