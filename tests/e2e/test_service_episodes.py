@@ -86,16 +86,15 @@ def _run(service: str, case: Case) -> EvalResult:
         return evaluate(client, config)
 
 
-def test_umaze_plans_end_closer_to_the_goal_than_baselines(service: str) -> None:
-    case = Case("umaze", episodes=6, planner="cem", iterations=10, samples=100, max_steps=100)
+def test_umaze_plans_reach_goals_well_above_baselines(service: str) -> None:
+    case = Case("umaze", episodes=6, planner="gradient", iterations=30, samples=8, max_steps=100)
     result = _run(service, case)
     planned = result.planned[0]
     random, noop = result.baselines
-    # Distance to the goal in maze units (success: < 0.5); lower is better.
-    assert planned.mean_final_metric < random.mean_final_metric - 0.1, (planned, random)
-    assert planned.mean_final_metric < noop.mean_final_metric - 0.3, (planned, noop)
-    assert planned.successes >= noop.successes + 2, (planned, noop)
-    assert planned.successes >= random.successes, (planned, random)
+    # Success: within 0.5 maze units of the goal; distances in maze units, lower is better.
+    assert planned.successes >= random.successes + 2, (planned, random)
+    assert planned.successes >= noop.successes + 3, (planned, noop)
+    assert planned.mean_final_metric < min(random.mean_final_metric, noop.mean_final_metric)
 
 
 def test_granular_strokes_gather_particles_closer_than_baselines(service: str) -> None:
