@@ -21,7 +21,7 @@ from server.metrics import Metrics
 from server.planning import PlanJob, PlanOutcome, run_jobs
 from server.registry import ModelRegistry
 from server.routers import meta, plans
-from server.schemas import PlanRequestJSON
+from server.schemas import PlanRequestJSON, validation_detail
 from server.settings import Settings
 from server.store import BoundedStore
 
@@ -141,10 +141,6 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        parts = [
-            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}"
-            for e in exc.errors()
-        ]
-        return JSONResponse({"detail": "; ".join(parts)}, status_code=422)
+        return JSONResponse({"detail": validation_detail(exc.errors())}, status_code=422)
 
     return app

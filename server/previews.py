@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from planner import Guardrails
+from server.images import encode_png
 
 _PANEL = 192
 _WHITE = (255, 255, 255)
@@ -110,13 +111,6 @@ def contact_sheet(data: PreviewData) -> NDArray[np.uint8]:
             [row1, np.full((_PANEL, row2.shape[1] - row1.shape[1], 3), 255, np.uint8)], axis=1
         )
     return np.concatenate([row1, row2], axis=0)
-
-
-def encode_png(image: NDArray[np.uint8]) -> bytes:
-    """PNG bytes of an RGB image."""
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def animation_gif(data: PreviewData, frame_ms: int = 400) -> bytes:

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 OptimiserName = Literal["cem", "gradient", "mppi"]
+
+
+def validation_detail(errors: Iterable[Mapping[str, Any]]) -> str:
+    """One ``detail`` line from pydantic's errors: ``field.path: message; ...``."""
+    parts = [
+        f"{'.'.join(str(p) for p in err.get('loc', ())) or 'body'}: {err.get('msg', 'invalid')}"
+        for err in errors
+    ]
+    return "; ".join(parts) or "invalid request"
 
 
 class _Strict(BaseModel):

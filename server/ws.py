@@ -35,8 +35,8 @@ from pydantic import ValidationError
 from planner import Refusal
 from server.deps import Services, require_api_key_or_query
 from server.images import ImageError, decode_image
-from server.routers.plans import _build_job, _store, _validation_message
-from server.schemas import PlanOptions, PlanResponse
+from server.routers.plans import _build_job, _store
+from server.schemas import PlanOptions, PlanResponse, validation_detail
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ def parse_message(
     try:
         options = PlanOptions.model_validate(fields)
     except ValidationError as exc:
-        raise MessageError(_validation_message(exc)) from exc
+        raise MessageError(validation_detail(exc.errors(include_url=False))) from exc
     return (
         options,
         _image(msg["observation"], "observation", max_side),

@@ -33,18 +33,6 @@ for _module in (sims.cli, world_model.cli, planner.cli, server.cli, clients.cli)
     _module.register(app, bench_app)
 
 
-def _in_process_app(api_key: str) -> object:
-    """The service as an ASGI app in this process, accepting ``api_key`` (for ``eval``)."""
-    from server.app import create_app  # noqa: PLC0415 - keep --help fast
-    from server.settings import Settings  # noqa: PLC0415
-
-    return create_app(Settings(api_keys=[api_key]))  # type: ignore[list-item]
-
-
-# This module is the composition root: the one place that hands the server to a client.
-clients.cli.set_app_factory(_in_process_app)
-
-
 @app.command()
 def demo(  # noqa: PLR0917 - typer maps each parameter to an option
     out: Annotated[Path, typer.Option(help="Folder for the demo's outputs.")] = Path(
@@ -72,14 +60,24 @@ def demo(  # noqa: PLR0917 - typer maps each parameter to an option
         typer.echo(line)
 
 
-def _in_process_app_for(models_dir: Path) -> Callable[[str], object]:
+def _in_process_app_for(models_dir: Path | None) -> Callable[[str], object]:
+    """The service as an ASGI app in this process, accepting a given API key.
+
+    ``models_dir=None`` keeps the settings' folder (``WORLDPLAN_MODELS_DIR`` or ``models``).
+    """
+
     def factory(api_key: str) -> object:
         from server.app import create_app  # noqa: PLC0415 - keep --help fast
         from server.settings import Settings  # noqa: PLC0415
 
-        return create_app(Settings(api_keys=[api_key], models_dir=models_dir))  # type: ignore[list-item]
+        extra = {} if models_dir is None else {"models_dir": models_dir}
+        return create_app(Settings(api_keys=[api_key], **extra))  # type: ignore[list-item, arg-type]
 
     return factory
+
+
+# This module is the composition root: the one place that hands the server to a client.
+clients.cli.set_app_factory(_in_process_app_for(None))
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from starlette.datastructures import UploadFile
 
 from planner import GuardrailError, Plan, Refusal, shift_plan
 from server.deps import AuthDep, AuthOrQueryDep, Services, ServicesDep
-from server.images import ImageError, decode_base64_image, decode_image
+from server.images import ImageError, decode_base64_image, decode_image, encode_png
 from server.planning import (
     PlanJob,
     PlanOutcome,
@@ -29,12 +29,18 @@ from server.previews import (
     PreviewData,
     animation_gif,
     contact_sheet,
-    encode_png,
     html_page,
     overlay_inputs,
 )
 from server.registry import LoadedModel, UnknownModelError
-from server.schemas import PlanOptions, PlanRecord, PlanRequestJSON, PlanResponse, Timing
+from server.schemas import (
+    PlanOptions,
+    PlanRecord,
+    PlanRequestJSON,
+    PlanResponse,
+    Timing,
+    validation_detail,
+)
 from server.stored import StoredPlan
 
 router = APIRouter(prefix="/v1", tags=["plans"])
@@ -95,17 +101,9 @@ async def _read_request(
         options = PlanOptions.model_validate(body.model_dump(exclude={"observation", "goal"}))
         return options, obs, goal
     except ValidationError as exc:
-        raise _unprocessable(_validation_message(exc)) from exc
+        raise _unprocessable(validation_detail(exc.errors(include_url=False))) from exc
     except ImageError as exc:
         raise _unprocessable(str(exc)) from exc
-
-
-def _validation_message(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors(include_url=False):
-        loc = ".".join(str(p) for p in err.get("loc", ()))
-        parts.append(f"{loc or 'body'}: {err.get('msg', 'invalid')}")
-    return "; ".join(parts) or "invalid request"
 
 
 def _check_inputs(loaded: LoadedModel, options: PlanOptions, *images: np.ndarray) -> None:
