@@ -1,10 +1,18 @@
 """Evaluation goals by DINO-WM's protocol, and the seeds they come from (all listed here).
 
-* push-T and maze: reset the env with the episode seed, run a held-out policy
-  (its own seed stream, :mod:`clients.seeds`) for ``goal_steps`` env
-  steps (25 = 5 planning steps x frameskip 5; the harder sets use 50 and 100);
-  the state reached is the goal. A draw whose goal the start state already
-  satisfies is redrawn with the next policy seed.
+* push-T and maze: reset the env with the episode seed and run a held-out policy
+  (its own seed stream, :mod:`clients.seeds`). The first ``burn_in`` steps are
+  skipped; the state reached then is the start, and the state ``goal_steps``
+  env steps later (25 = 5 planning steps x frameskip 5; the harder sets use 50
+  and 100) is the goal. A draw whose goal the start state already satisfies is
+  redrawn with the next policy seed.
+
+  DINO-WM's goals are segments of its held-out dataset trajectories (human
+  push-T demonstrations, action std ~0.2 per axis). For push-T the held-out
+  policy is the scripted pusher at that pace (``speed`` 0.3 gives std 0.20)
+  and the segment starts after a 25-step burn-in, once the pusher has walked
+  to the T: a segment of a trajectory rather than its very beginning, where the
+  pusher is still far from the T and the T does not move.
 * granular: the env's own goal, the start pile gathered in and shifted.
 
 The goal image is rendered by putting the env into the goal state, rendering,
@@ -22,7 +30,7 @@ from numpy.typing import NDArray
 
 from clients.seeds import goal_policy_seed
 from sims.base import WorldEnv
-from sims.policies import PolicyKind, make_policy
+from sims.policies import Policy, PolicyKind, make_policy
 
 MAX_GOAL_REDRAWS = 20
 GOAL_STEPS_DEFAULT = 25
@@ -30,9 +38,26 @@ GOAL_STEPS_DEFAULT = 25
 GOAL_STEPS_HARD = (50, 100)
 """The harder goal sets."""
 
-GOAL_POLICY: dict[str, PolicyKind | None] = {
-    "worldplan/PushT-v0": "scripted",  # contact-rich: the T moves in most goal trajectories
-    "worldplan/Maze-v0": "scripted",  # purposeful motion through the corridors / the door
+
+@dataclass(frozen=True)
+class GoalPolicy:
+    """The held-out policy whose trajectories give an env's goals."""
+
+    kind: PolicyKind
+    options: tuple[tuple[str, float], ...] = ()
+    """Keyword options of the policy's constructor."""
+    burn_in: int = 0
+    """Env steps of the trajectory before its start state."""
+
+    def make(self, env: gym.Env[Any, Any], seed: int) -> Policy:
+        """The policy, seeded."""
+        return make_policy(env, self.kind, seed=seed, **dict(self.options))
+
+
+GOAL_POLICY: dict[str, GoalPolicy | None] = {
+    # Contact-rich segments at the pace of DINO-WM's push-T data (see the module docstring).
+    "worldplan/PushT-v0": GoalPolicy("scripted", (("speed", 0.3),), burn_in=25),
+    "worldplan/Maze-v0": GoalPolicy("scripted"),  # through the corridors / the door
     "worldplan/Granular-v0": None,  # the env's own gathered goal
 }
 """Which held-out policy draws goal trajectories, per env (None: the env's own goal)."""
@@ -113,19 +138,21 @@ def world(env: gym.Env[Any, Any]) -> WorldEnv:
 
 
 def _trajectory_goal(
-    env: WorldEnv, seed: int, goal_steps: int, kind: PolicyKind
-) -> tuple[NDArray[np.float64], NDArray[np.float32], int, int]:
-    """Goal state, its proprio, the policy seed and the number of redraws."""
+    env: WorldEnv, seed: int, goal_steps: int, protocol: GoalPolicy
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float32], int, int]:
+    """Start state, goal state, its proprio, the policy seed and the number of redraws."""
     for redraw in range(MAX_GOAL_REDRAWS):
         obs, info = env.reset(seed=seed)
-        start = env.get_state()
         policy_seed = goal_policy_seed(seed, redraw)
-        policy = make_policy(env, kind, seed=policy_seed)
+        policy = protocol.make(env, policy_seed)
+        for _ in range(protocol.burn_in):
+            obs, _, _, _, info = env.step(policy(obs, info))
+        start = env.get_state()
         for _ in range(goal_steps):
             obs, _, _, _, info = env.step(policy(obs, info))
         goal = env.get_state()
         if not env.evaluate_state(start, goal)["is_success"]:
-            return goal, obs["proprio"].copy(), policy_seed, redraw
+            return start, goal, obs["proprio"].copy(), policy_seed, redraw
     raise RuntimeError(
         f"{MAX_GOAL_REDRAWS} goal trajectories of {goal_steps} steps from seed {seed} all "
         f"ended where the start already succeeds; use more goal steps"
@@ -141,18 +168,20 @@ def make_goal(env: gym.Env[Any, Any], seed: int, goal_steps: int = GOAL_STEPS_DE
     env_id = inner.spec.id if inner.spec is not None else type(inner).__name__
     if env_id not in GOAL_POLICY:
         raise ValueError(f"no goal protocol for env {env_id!r}; known: {sorted(GOAL_POLICY)}")
-    kind = GOAL_POLICY[env_id]
+    protocol = GOAL_POLICY[env_id]
     proprio: NDArray[np.float32] | None
-    if kind is None:
+    if protocol is None:
         inner.reset(seed=seed)
-        goal_state, proprio, policy_seed, redraws, steps = inner.goal_state, None, None, 0, 0
+        start, goal_state = inner.get_state(), inner.goal_state
+        proprio, policy_seed, redraws, steps = None, None, 0, 0
     else:
         if goal_steps < 1:
             raise ValueError(f"goal_steps must be >= 1, got {goal_steps}")
-        goal_state, proprio, policy_seed, redraws = _trajectory_goal(inner, seed, goal_steps, kind)
+        start, goal_state, proprio, policy_seed, redraws = _trajectory_goal(
+            inner, seed, goal_steps, protocol
+        )
         steps = goal_steps
     inner.reset(seed=seed)
-    start = inner.get_state()
     inner.set_state(goal_state)
     image = np.ascontiguousarray(inner.render(), dtype=np.uint8)
     goal = Goal(seed, start, goal_state, image, proprio, steps, policy_seed, redraws)

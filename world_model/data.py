@@ -4,7 +4,8 @@ One dataset is one HDF5 file::
 
     data.h5
       attrs: format, version, env_id, env_kwargs (JSON), image_size, steps, policy,
-             scripted_fraction, seed, state_labels (JSON), env_action_dim, proprio_dim
+             scripted_fraction, seed, scripted_options (JSON), state_labels (JSON),
+             env_action_dim, proprio_dim
       episodes/ep_000000       attrs: complete, policy, env_seed, policy_seed, length
         pixels   uint8   (T+1, H, W, 3)   chunked per frame, lzf-compressed
         actions  float32 (T, env_A)       actions[t] leads frame t to frame t+1
@@ -84,6 +85,8 @@ class CollectConfig:
     seed: int = 0
     #: Extra env constructor arguments (e.g. ``{"layout": "tworoom"}``).
     env_kwargs: dict[str, Any] = field(default_factory=dict)
+    #: Constructor options of the scripted policy (e.g. push-T's ``{"speed": [0.3, 1.0]}``).
+    scripted_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.env_id not in gym.registry:
@@ -102,10 +105,11 @@ class CollectConfig:
         for key in ("image_size", "max_episode_steps", "render_mode"):
             if key in self.env_kwargs:
                 raise ValueError(f"env_kwargs must not set {key!r}; it is set by collect itself")
-        try:
-            json.dumps(self.env_kwargs)
-        except TypeError as exc:
-            raise ValueError(f"env_kwargs must be JSON values: {exc}") from exc
+        for name in ("env_kwargs", "scripted_options"):
+            try:
+                json.dumps(getattr(self, name))
+            except TypeError as exc:
+                raise ValueError(f"{name} must be JSON values: {exc}") from exc
 
     def file_attrs(self) -> dict[str, Any]:
         """The file-level attributes that must match when a collection is resumed."""
@@ -117,6 +121,7 @@ class CollectConfig:
             "policy": self.policy,
             "scripted_fraction": float(self.scripted_fraction),
             "seed": self.seed,
+            "scripted_options": json.dumps(self.scripted_options, sort_keys=True),
         }
 
 
@@ -156,7 +161,8 @@ def run_episode(env: gym.Env[Any, Any], cfg: CollectConfig, index: int) -> Episo
     kind = cfg.policy
     if kind == "mix":
         kind = "scripted" if u < cfg.scripted_fraction else "random"
-    policy = make_policy(env, kind, seed=policy_seed)  # type: ignore[arg-type]
+    options = cfg.scripted_options if kind == "scripted" else {}
+    policy = make_policy(env, kind, seed=policy_seed, **options)  # type: ignore[arg-type]
     obs, info = env.reset(seed=env_seed)
     frames, props, states, wins, acts = [obs["pixels"]], [obs["proprio"]], [info["state"]], [], []
     wins.append(bool(info["is_success"]))

@@ -36,8 +36,13 @@ class Policy(Protocol):
         ...
 
 
-def make_policy(env: gym.Env[Any, Any], kind: PolicyKind, seed: int | None = None) -> Policy:
-    """Build the ``kind`` policy for ``env`` (a made worldplan env, wrapped or not)."""
+def make_policy(
+    env: gym.Env[Any, Any], kind: PolicyKind, seed: int | None = None, **options: Any
+) -> Policy:
+    """Build the ``kind`` policy for ``env`` (a made worldplan env, wrapped or not).
+
+    ``options`` go to the policy's constructor (e.g. push-T's scripted ``speed``).
+    """
     if env.spec is None or env.spec.id not in _MODULES:
         known = ", ".join(sorted(_MODULES))
         raise ValueError(f"no policies for env {getattr(env.spec, 'id', None)!r}; known: {known}")
@@ -45,6 +50,6 @@ def make_policy(env: gym.Env[Any, Any], kind: PolicyKind, seed: int | None = Non
     names = {"scripted": "ScriptedPolicy", "random": "RandomPolicy"}
     if kind not in names:
         raise ValueError(f"policy kind must be 'scripted' or 'random', got {kind!r}")
-    policy: Policy = getattr(module, names[kind])(env)
+    policy: Policy = getattr(module, names[kind])(env, **options)
     policy.reset(seed)
     return policy

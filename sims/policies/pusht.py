@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -87,23 +88,42 @@ class ScriptedPolicy:
         env: A push-T env (wrapped or not).
         goal_fraction: Share of pushes chosen to bring the T toward the goal.
         noise: Standard deviation of the Gaussian noise added to every action.
+        speed: Largest action norm: the pusher approaches at ``speed`` and pushes at
+            ``U(0.15, 0.6) * speed``. 1.0 spans the action box; about 0.3 gives
+            DINO-WM's dataset statistics (action std ~0.2 per axis), the pace of its
+            evaluation goals. A ``(low, high)`` pair draws the pace of each episode
+            uniformly from that range at :meth:`reset` (diverse training data).
     """
 
     def __init__(
-        self, env: gym.Env[Any, Any], goal_fraction: float = 0.5, noise: float = 0.05
+        self,
+        env: gym.Env[Any, Any],
+        goal_fraction: float = 0.5,
+        noise: float = 0.05,
+        speed: float | Sequence[float] = 1.0,
     ) -> None:
         if not 0.0 <= goal_fraction <= 1.0:
             raise ValueError(f"goal_fraction must be in [0, 1], got {goal_fraction}")
         if noise < 0:
             raise ValueError(f"noise must be >= 0, got {noise}")
+        pace = [speed] * 2 if isinstance(speed, int | float) else list(speed)
+        if len(pace) != 2 or not all(isinstance(v, int | float) for v in pace):
+            raise ValueError(f"speed must be a number or a (low, high) pair, got {speed!r}")
+        low, high = pace
+        if not 0.0 < low <= high <= 1.0:
+            raise ValueError(f"speed must be in (0, 1] or a (low, high) range in it, got {speed}")
         self._env = _unwrap(env)
         self.goal_fraction = goal_fraction
         self.noise = noise
+        self.speed_range = (float(low), float(high))
+        self.speed = float(low)
         self.reset(None)
 
     def reset(self, seed: int | None = None) -> None:
         """Start a new episode; ``seed`` makes the policy's choices repeatable."""
         self._rng = np.random.default_rng(seed)
+        low, high = self.speed_range
+        self.speed = float(self._rng.uniform(low, high)) if high > low else low
         self._waypoints: list[NDArray[np.float64]] = []
         self._approach_steps = 0
         self._push_dir = np.zeros(2)
@@ -135,19 +155,19 @@ class ScriptedPolicy:
             if np.linalg.norm(self._waypoints[0] - agent) >= (_REACHED if last else _PASSED):
                 break
             self._waypoints.pop(0)
-        if self._approach_steps > _MAX_APPROACH_STEPS:  # stuck (e.g. T against a wall)
+        if self._approach_steps > _MAX_APPROACH_STEPS / self.speed:  # stuck (e.g. T against a wall)
             self._waypoints = []
             self._push_steps = 0
             return self._rng.uniform(-0.5, 0.5, size=2)
         if not self._waypoints:
             return self._push_dir * self._push_speed
-        return _action_toward(agent, self._waypoints[0], speed=1.0)
+        return _action_toward(agent, self._waypoints[0], speed=self.speed)
 
     def _plan(self, state: NDArray[np.float64]) -> None:
         """Choose the next push and a clear path to its start, or back off from the T."""
         pose = (float(state[2]), float(state[3]), float(state[4]))
         self._approach_steps = 0
-        self._push_speed = float(self._rng.uniform(0.15, 0.6))
+        self._push_speed = float(self._rng.uniform(0.15, 0.6)) * self.speed
         self._push_steps = int(self._rng.integers(4, 16))
         for _ in range(8):
             toward_goal = self._rng.random() < self.goal_fraction

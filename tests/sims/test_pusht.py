@@ -455,3 +455,31 @@ def test_state_only_mode_gives_the_same_physics_and_black_frames() -> None:
         assert not obs_b["pixels"].any()
         np.testing.assert_array_equal(obs_d["proprio"], obs_b["proprio"])
     np.testing.assert_array_equal(drawn.unwrapped.get_state(), blind.unwrapped.get_state())
+
+
+def test_scripted_pace_sets_the_action_size_and_a_range_draws_it_per_episode() -> None:
+    env = gym.make("worldplan/PushT-v0", image_size=32, render_pixels=False)
+
+    def largest_action(policy: object, seed: int) -> float:
+        obs, info = env.reset(seed=seed)
+        norms = []
+        for _ in range(40):
+            a = policy(obs, info)  # type: ignore[operator]
+            norms.append(float(np.linalg.norm(a)))
+            obs, _, _, _, info = env.step(a)
+        return max(norms)
+
+    slow = make_policy(env, "scripted", seed=0, speed=0.3, noise=0.0)
+    assert largest_action(slow, 0) <= 0.3 + 1e-6
+    fast = make_policy(env, "scripted", seed=0, speed=1.0, noise=0.0)
+    assert largest_action(fast, 0) > 0.9
+    paces = []
+    for seed in range(20):
+        ranged = make_policy(env, "scripted", seed=seed, speed=(0.3, 1.0))
+        paces.append(ranged.speed)  # type: ignore[attr-defined]
+    assert min(paces) >= 0.3
+    assert max(paces) <= 1.0
+    assert np.std(paces) > 0.1  # drawn per episode, not fixed
+    for bad in (0.0, 1.5, (0.8, 0.3), (0.1, 0.2, 0.3)):
+        with pytest.raises(ValueError, match="speed"):
+            make_policy(env, "scripted", seed=0, speed=bad)
