@@ -152,6 +152,12 @@ def eval_command(  # noqa: PLR0917 - typer maps each parameter to an option
         int | None,
         typer.Option(min=2, help="Sequences per iteration (CEM/MPPI samples, gradient restarts)."),
     ] = None,
+    proprio_weight: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0, help="Weight of the goal-proprio distance in the cost (default: the env's)."
+        ),
+    ] = None,
     baselines: Annotated[bool, typer.Option(help="Also run random and no-op.")] = True,
     proprio: Annotated[
         bool, typer.Option(help="Send proprio (off for models trained without it).")
@@ -186,6 +192,7 @@ def eval_command(  # noqa: PLR0917 - typer maps each parameter to an option
             budgets=_parse_budgets(budgets),
             horizon=horizon,
             samples=samples,
+            proprio_weight=proprio_weight,
             baselines=baselines,
             video_dir=video,
             send_proprio=proprio,

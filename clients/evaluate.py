@@ -62,6 +62,8 @@ class EvalConfig:
         budgets: Optimiser iterations per plan; None in the tuple is the server default.
         horizon: Planning horizon; None is the server default.
         samples: Sequences per optimiser iteration; None is the server default.
+        proprio_weight: Weight of the goal-proprio distance in the cost; None is the
+            server's default for the env.
         baselines: Also run the random and no-op baselines.
         video_dir: Write one video per episode here.
         video_format: ``gif`` or ``mp4``.
@@ -82,6 +84,7 @@ class EvalConfig:
     budgets: tuple[int | None, ...] = (None,)
     horizon: int | None = None
     samples: int | None = None
+    proprio_weight: float | None = None
     baselines: bool = True
     video_dir: Path | None = None
     video_format: Literal["gif", "mp4"] = "gif"
@@ -131,6 +134,7 @@ class EvalResult:
             "budgets": list(c.budgets),
             "horizon": c.horizon,
             "samples": c.samples,
+            "proprio_weight": c.proprio_weight,
             "summaries": [s.to_json() for s in self.planned],
             "baselines": [s.to_json() for s in self.baselines],
             "episodes": [e.to_json() for e in self.episodes],
@@ -185,6 +189,7 @@ def _controllers(client: WorldplanClient, config: EvalConfig, model: ModelInfo) 
             planner=config.planner,
             horizon=config.horizon,
             samples=config.samples,
+            proprio_weight=config.proprio_weight,
             budget=Budget(iterations=budget),
         )
         session = MPCSession(

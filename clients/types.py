@@ -72,6 +72,7 @@ class PlanOptions(_Request):
     model: str = Field(min_length=1, max_length=64)
     proprio: list[float] | None = None
     goal_proprio: list[float] | None = None
+    proprio_weight: float | None = Field(default=None, ge=0, le=100, allow_inf_nan=False)
     planner: PlannerName = "cem"
     horizon: int | None = Field(default=None, ge=1, le=16)
     samples: int | None = Field(default=None, ge=2, le=1024)

@@ -38,10 +38,28 @@ from world_model.types import Latent
 DEFAULT_ITERATIONS: dict[str, int] = {"cem": 30, "mppi": 30, "gradient": 100}
 
 
+#: Weight of the goal-proprio distance in the cost (DINO-WM's ``alpha``) when a request
+#: sends ``goal_proprio`` and names no ``proprio_weight``, per env; envs not listed: 0.
+#: Chosen by closed-loop success on the shipped bundles (README, "Where it stands").
+DEFAULT_PROPRIO_WEIGHT: dict[str, float] = {}
+
+
+def proprio_weight(env_id: str, requested: float | None, has_goal_proprio: bool) -> float:
+    """The proprio weight of a request (raises ``ValueError`` without a goal proprio)."""
+    if requested is None:
+        return DEFAULT_PROPRIO_WEIGHT.get(env_id, 0.0) if has_goal_proprio else 0.0
+    if requested > 0 and not has_goal_proprio:
+        raise ValueError("proprio_weight > 0 needs goal_proprio: the cost compares against it")
+    return requested
+
+
 def optimiser_config(
-    name: OptimiserName, horizon: int | None, samples: int | None = None
+    name: OptimiserName,
+    horizon: int | None,
+    samples: int | None = None,
+    proprio_weight: float = 0.0,
 ) -> OptimiserConfig:
-    """The optimiser's defaults with the request's horizon and sample count."""
+    """The optimiser's defaults with the request's horizon, sample count and proprio weight."""
     config: OptimiserConfig
     if name == "cem":
         config = CEMConfig()
@@ -49,6 +67,8 @@ def optimiser_config(
         config = MPPIConfig()
     else:
         config = GradientConfig()
+    if proprio_weight:
+        config = replace(config, objective=replace(config.objective, alpha=proprio_weight))
     if horizon is not None:
         config = replace(config, horizon=horizon)
     if samples is None:

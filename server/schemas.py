@@ -90,6 +90,15 @@ class PlanOptions(_Strict):
     goal_proprio: list[float] | None = Field(
         default=None, max_length=64, description="Proprio of the goal, env units."
     )
+    proprio_weight: float | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        allow_inf_nan=False,
+        description="Weight of the distance to goal_proprio in the cost (normalised units; "
+        "DINO-WM's alpha). Needs goal_proprio. Default: the env's default when goal_proprio "
+        "is sent, else 0.",
+    )
     planner: OptimiserName = "cem"
     horizon: int | None = Field(default=None, ge=1, le=16, description="Planning steps.")
     samples: int | None = Field(

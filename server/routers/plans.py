@@ -23,6 +23,7 @@ from server.planning import (
     budget_from,
     describe,
     optimiser_config,
+    proprio_weight,
     tightened,
 )
 from server.previews import (
@@ -144,7 +145,10 @@ def _build_job(
     _check_inputs(loaded, options, obs, goal)
     cfg = services.settings
     try:
-        config = optimiser_config(options.planner, options.horizon, options.samples)
+        weight = proprio_weight(
+            loaded.env_id, options.proprio_weight, options.goal_proprio is not None
+        )
+        config = optimiser_config(options.planner, options.horizon, options.samples, weight)
         budget = budget_from(
             options.budget, options.planner, cfg.max_budget_iterations, cfg.max_budget_ms
         )

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from server_fixtures import KEY, MODEL, make_registry, plan_body, png_b64
 
+from server import planning
 from server.app import create_app
 from server.planning import optimiser_config
 from server.settings import Settings
@@ -219,3 +220,33 @@ def test_plan_with_few_samples(client: TestClient) -> None:
     bad = client.post("/v1/plan", json=plan_body(samples=1))
     assert bad.status_code == 422
     assert "samples" in bad.json()["detail"]
+
+
+def test_proprio_weight_adds_the_goal_proprio_distance_to_the_cost(client: TestClient) -> None:
+    far = {"proprio": [0.0, 0.0], "goal_proprio": [50.0, -50.0]}
+    plain = client.post("/v1/plan", json=plan_body(**far, proprio_weight=0.0))
+    weighted = client.post("/v1/plan", json=plan_body(**far, proprio_weight=5.0))
+    assert plain.status_code == 200, plain.text
+    assert weighted.status_code == 200, weighted.text
+    # Same seed and budget: the weighted objective carries the (large) proprio distance.
+    assert weighted.json()["objective"] > plain.json()["objective"] + 1.0
+    refused = client.post("/v1/plan", json=plan_body(proprio_weight=1.0))
+    assert refused.status_code == 422
+    assert "goal_proprio" in refused.json()["detail"]
+    negative = client.post("/v1/plan", json=plan_body(**far, proprio_weight=-1.0))
+    assert negative.status_code == 422
+    assert "proprio_weight" in negative.json()["detail"]
+
+
+def test_proprio_weight_default_applies_only_with_a_goal_proprio(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(planning.DEFAULT_PROPRIO_WEIGHT, "worldplan/Maze-v0", 2.0)
+    assert planning.proprio_weight("worldplan/Maze-v0", None, has_goal_proprio=True) == 2.0
+    assert planning.proprio_weight("worldplan/Maze-v0", None, has_goal_proprio=False) == 0.0
+    assert planning.proprio_weight("worldplan/Maze-v0", 0.5, has_goal_proprio=True) == 0.5
+    assert planning.proprio_weight("worldplan/PushT-v0", None, has_goal_proprio=True) == 0.0
+    with pytest.raises(ValueError, match="goal_proprio"):
+        planning.proprio_weight("worldplan/Maze-v0", 0.5, has_goal_proprio=False)
+    cem = optimiser_config("cem", None, None, 2.0)
+    assert cem.objective.alpha == 2.0
