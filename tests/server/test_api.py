@@ -245,7 +245,7 @@ def test_proprio_weight_default_applies_only_with_a_goal_proprio(
     assert planning.proprio_weight("worldplan/Maze-v0", None, has_goal_proprio=True) == 2.0
     assert planning.proprio_weight("worldplan/Maze-v0", None, has_goal_proprio=False) == 0.0
     assert planning.proprio_weight("worldplan/Maze-v0", 0.5, has_goal_proprio=True) == 0.5
-    assert planning.proprio_weight("worldplan/PushT-v0", None, has_goal_proprio=True) == 0.0
+    assert planning.proprio_weight("worldplan/Granular-v0", None, has_goal_proprio=True) == 0.0
     with pytest.raises(ValueError, match="goal_proprio"):
         planning.proprio_weight("worldplan/Maze-v0", 0.5, has_goal_proprio=False)
     cem = optimiser_config("cem", None, None, 2.0)
