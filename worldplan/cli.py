@@ -60,6 +60,48 @@ def demo(  # noqa: PLR0917 - typer maps each parameter to an option
         typer.echo(line)
 
 
+@app.command("eval-oracle")
+def eval_oracle(  # noqa: PLR0917 - typer maps each parameter to an option
+    bundle: Annotated[Path, typer.Option(help="Model bundle: env, encoder, normalisation.")],
+    episodes: Annotated[int, typer.Option(min=1, help="Episodes (seeds).")] = 8,
+    seed: Annotated[int, typer.Option(min=0, help="Base seed, as worldplan eval's.")] = 100_000,
+    goal_steps: Annotated[int, typer.Option(min=1, help="Env steps to the goal.")] = 25,
+    max_steps: Annotated[
+        int | None, typer.Option(min=1, help="Env steps per episode (default: per env).")
+    ] = None,
+    horizon: Annotated[int, typer.Option(min=1, help="Planning steps.")] = 5,
+    samples: Annotated[int, typer.Option(min=2, help="CEM samples per iteration.")] = 100,
+    iterations: Annotated[int, typer.Option(min=1, help="CEM iterations per plan.")] = 10,
+    proprio_weight: Annotated[
+        float, typer.Option(min=0.0, help="Weight of the goal-proprio distance.")
+    ] = 1.0,
+    out: Annotated[Path, typer.Option(help="Results JSON.")] = Path("artifacts/eval/oracle.json"),
+) -> None:
+    """Upper bound of the loop: CEM with the simulator as the model and the bundle's cost.
+
+    Same goals, seeds, encoder cost and search as ``worldplan eval --planner cem``; the
+    gap between the two is the learned predictor's share of the failures.
+    """
+    from clients.report import write_json  # noqa: PLC0415 - keep --help fast
+    from worldplan.oracle import OracleConfig, evaluate_oracle  # noqa: PLC0415
+
+    try:
+        config = OracleConfig(horizon, samples, iterations, proprio_weight)
+        result = evaluate_oracle(
+            bundle, config, episodes, seed=seed, goal_steps=goal_steps, max_steps=max_steps
+        )
+    except (ValueError, OSError) as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    s = result["summary"]
+    typer.echo(
+        f"oracle {result['env_id']} {result['env_options']}: {s['successes']}/{s['episodes']} "
+        f"= {s['success_rate']:.2f} [{s['ci_low']:.2f}, {s['ci_high']:.2f}], "
+        f"mean {s['metric_name']} {s['mean_final_metric']:.3f}, plan ms {s['mean_plan_ms']:.0f}"
+    )
+    write_json(out, result)
+    typer.echo(f"wrote {out}")
+
+
 def _in_process_app_for(models_dir: Path | None) -> Callable[[str], object]:
     """The service as an ASGI app in this process, accepting a given API key.
 

@@ -1,0 +1,48 @@
+"""The loop's upper bound: CEM over the true simulator with a shipped bundle's cost."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from clients.goals import make_goal
+from worldplan.oracle import OracleConfig, OracleController, evaluate_oracle
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_oracle_reaches_umaze_goals_that_no_op_does_not() -> None:
+    config = OracleConfig(horizon=5, samples=40, iterations=4, proprio_weight=1.0)
+    result = evaluate_oracle(ROOT / "models" / "maze-umaze", config, episodes=3)
+    summary = result["summary"]
+    assert summary["successes"] == 3, summary
+    for ep in result["episodes"]:
+        assert ep["success_step"] is not None
+        assert ep["start_metric"] > 0.5  # the start was not already a success
+        assert all(ms is not None and ms > 0 for ms in ep["plan_ms"])
+    assert result["seeds"] == [100000, 100001, 100002]
+
+
+def test_oracle_plans_stay_in_the_action_box_and_fill_the_horizon() -> None:
+    controller = OracleController(
+        ROOT / "models" / "maze-umaze", OracleConfig(samples=8, iterations=2)
+    )
+    env = controller.make_env()
+    goal = make_goal(env, 100000)
+    controller.reset(env, goal)
+    obs, _ = env.unwrapped.reset(seed=goal.seed, options=goal.reset_options())
+    chunk = controller.act(obs)
+    assert chunk.actions.shape == (5 * controller.frameskip, 2)
+    assert np.all(np.abs(chunk.actions) <= 1.0)
+    assert chunk.cost is not None
+    assert np.isfinite(chunk.cost)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("samples", 1), ("iterations", 0), ("proprio_weight", -1.0)]
+)
+def test_oracle_config_refuses_bad_values(field: str, value: float) -> None:
+    with pytest.raises(ValueError, match=field):
+        OracleConfig(**{field: value})  # type: ignore[arg-type]

@@ -1,0 +1,175 @@
+"""The planning loop's upper bound: the same goals, CEM and cost, with a perfect model.
+
+:class:`OracleController` plans every chunk with CEM as the service does (samples drawn
+in the bundle's normalised action space, a tenth of them refit the Gaussian, the mean
+is the plan), but each candidate is rolled out in a private copy of the simulator from
+the episode's true state, and its last frame is scored with the bundle's frozen encoder
+against the goal image, plus ``proprio_weight`` times the normalised proprio distance to
+the goal's. What it reaches bounds what any learned predictor can reach with this
+encoder, cost and search budget; the gap to ``worldplan eval`` is the model's share.
+
+It reads the simulator's state, so it is a diagnostic, never a controller to deploy.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from clients.closed_loop import Chunk, EpisodeConfig, Obs, run_episode
+from clients.goals import DEFAULT_MAX_STEPS, GOAL_STEPS_DEFAULT, Goal, make_goal, world
+from clients.seeds import EVAL_SEED_BASE, episode_seeds
+from clients.stats import summarise
+from world_model.bundle import read_manifest
+from world_model.encoders import load_encoder
+
+
+@dataclass(frozen=True)
+class OracleConfig:
+    """The search of one oracle plan (defaults: the README's closed-loop budget)."""
+
+    horizon: int = 5
+    """Planning steps (each ``frameskip`` env actions)."""
+    samples: int = 100
+    """Candidates per CEM iteration; the best tenth (at least 1) refit the Gaussian."""
+    iterations: int = 10
+    """CEM iterations per plan."""
+    proprio_weight: float = 1.0
+    """Weight of the normalised proprio distance to the goal's (0: visual cost only)."""
+    seed: int = 0
+    """Seed of the sampling (episode ``s`` uses ``seed + s``)."""
+
+    def __post_init__(self) -> None:
+        for name in ("horizon", "samples", "iterations"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if self.samples < 2:
+            raise ValueError(f"samples must be >= 2, got {self.samples}")
+        if not np.isfinite(self.proprio_weight) or self.proprio_weight < 0:
+            raise ValueError(
+                f"proprio_weight must be a finite number >= 0, got {self.proprio_weight}"
+            )
+
+
+class OracleController:
+    """CEM over the true simulator with a bundle's encoder cost (see the module docstring)."""
+
+    def __init__(self, bundle: str | Path, config: OracleConfig, name: str = "oracle") -> None:
+        manifest = read_manifest(bundle)
+        self.name = name
+        self.config = config
+        self.env_id: str = manifest["env_id"]
+        self.env_options: dict[str, Any] = dict(manifest["env_options"])
+        self.image_size = int(manifest["image_size"])
+        self.frameskip = int(manifest["frameskip"])
+        norm = manifest["normalisation"]
+        self._action_mean = np.asarray(norm["action_mean"], np.float64)  # (fs * A,)
+        self._action_std = np.asarray(norm["action_std"], np.float64)
+        self._proprio_std = np.asarray(norm["proprio_std"], np.float64)  # (P,)
+        self.encoder = load_encoder(manifest["encoder"]["id"], image_size=self.image_size)
+        self._sim: Any = None
+        self._env: Any = None
+        self._goal_features = torch.empty(0)
+        self._goal_proprio: NDArray[np.float64] | None = None
+        self._rng = np.random.default_rng(config.seed)
+
+    def make_env(self) -> gym.Env[Any, Any]:
+        """The env the bundle was trained on, rendering at its image size."""
+        return gym.make(self.env_id, image_size=self.image_size, **self.env_options)
+
+    def reset(self, env: gym.Env[Any, Any], goal: Goal) -> None:
+        """Keep the episode's env (to read its state) and encode the goal."""
+        self._env = world(env)
+        if self._sim is None:
+            self._sim = world(self.make_env())
+        self._sim.reset(seed=goal.seed, options=goal.reset_options())
+        self._goal_features = self.encoder(torch.as_tensor(goal.goal_image[None]))
+        gp = goal.goal_proprio
+        self._goal_proprio = None if gp is None else np.asarray(gp, np.float64)
+        self._rng = np.random.default_rng(self.config.seed + goal.seed)
+
+    def executed(self, env_steps: int) -> None:
+        """Every chunk is planned afresh from the true state."""
+
+    def _cost(self, start: NDArray[np.float64], actions: NDArray[np.float64]) -> NDArray[Any]:
+        """Cost (S,) of env action sequences (S, T, A) rolled out from ``start``."""
+        sim, frames, proprio = self._sim, [], []
+        for seq in actions:
+            sim.set_state(start)
+            obs: Obs = {}
+            for action in seq:
+                obs, *_ = sim.step(action.astype(np.float32))
+            frames.append(obs["pixels"])
+            proprio.append(obs["proprio"])
+        features = self.encoder(torch.as_tensor(np.stack(frames)))  # (S, N, D)
+        cost = (features - self._goal_features).square().flatten(1).mean(1).double().numpy()
+        if self._goal_proprio is not None and self.config.proprio_weight > 0:
+            diff = (np.asarray(proprio, np.float64) - self._goal_proprio) / self._proprio_std
+            cost = cost + self.config.proprio_weight * np.square(diff).mean(axis=1)
+        return np.asarray(cost)
+
+    def act(self, obs: Obs) -> Chunk:
+        """Plan ``horizon`` planning steps from the true state; return all their actions."""
+        del obs
+        if self._env is None:
+            raise RuntimeError("call reset() before act()")
+        t0 = time.perf_counter()
+        c, fs = self.config, self.frameskip
+        start = self._env.get_state()
+        space = self._env.action_space
+        low, high = np.tile(space.low, fs), np.tile(space.high, fs)  # (fs * A,)
+        mu = np.zeros((c.horizon, fs * space.shape[0]))  # normalised planning actions
+        std = np.ones_like(mu)
+        elites = max(1, c.samples // 10)
+        best_cost = float("inf")
+        for _ in range(c.iterations):
+            z = mu + std * self._rng.standard_normal((c.samples, *mu.shape))
+            env_actions = np.clip(z * self._action_std + self._action_mean, low, high)
+            cost = self._cost(start, env_actions.reshape(c.samples, c.horizon * fs, -1))
+            order = np.argsort(cost)[:elites]
+            best_cost = min(best_cost, float(cost[order[0]]))
+            mu, std = z[order].mean(axis=0), z[order].std(axis=0) + 1e-3
+        plan = np.clip(mu * self._action_std + self._action_mean, low, high)
+        ms = (time.perf_counter() - t0) * 1000.0
+        actions = plan.reshape(c.horizon * fs, -1).astype(np.float32)
+        return Chunk(actions, cost=best_cost, plan_ms=ms, round_trip_ms=ms)
+
+
+def evaluate_oracle(
+    bundle: str | Path,
+    config: OracleConfig,
+    episodes: int,
+    *,
+    seed: int = EVAL_SEED_BASE,
+    goal_steps: int = GOAL_STEPS_DEFAULT,
+    max_steps: int | None = None,
+) -> dict[str, Any]:
+    """Run the oracle on ``worldplan eval``'s goals; return the summary and the episodes."""
+    controller = OracleController(bundle, config)
+    env = controller.make_env()
+    try:
+        goals = [make_goal(env, s, goal_steps) for s in episode_seeds(seed, episodes)]
+        limit = max_steps or DEFAULT_MAX_STEPS[controller.env_id]
+        runs = [run_episode(env, g, controller, EpisodeConfig(limit)) for g in goals]
+    finally:
+        env.close()
+    return {
+        "bundle": str(bundle),
+        "env_id": controller.env_id,
+        "env_options": controller.env_options,
+        "encoder": controller.encoder.encoder_id,
+        "config": asdict(config),
+        "seeds": [g.seed for g in goals],
+        "goal_steps": goal_steps,
+        "max_steps": limit,
+        "summary": summarise(controller.name, runs).to_json(),
+        "episodes": [e.to_json(with_actions=False) for e in runs],
+    }
