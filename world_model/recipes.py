@@ -56,6 +56,8 @@ class Recipe:
     policy: str = "mix"
     #: With ``policy="mix"``: share of scripted episodes.
     scripted_fraction: float = 0.5
+    #: Constructor options of the scripted policy.
+    scripted_options: dict[str, Any] = field(default_factory=dict)
     #: Rendered frame side (px).
     image_size: int = 64
     #: Collection seed.
@@ -71,6 +73,7 @@ class Recipe:
             steps=self.steps,
             policy=self.policy,
             scripted_fraction=self.scripted_fraction,
+            scripted_options=dict(self.scripted_options),
             image_size=self.image_size,
             seed=self.seed,
             env_kwargs=dict(self.env_kwargs),
@@ -104,11 +107,14 @@ RECIPES: dict[str, Recipe] = {
             name="pusht",
             env_id="worldplan/PushT-v0",
             env_kwargs={"terminate_on_success": False},
-            episodes=300,
+            episodes=600,
             steps=100,
             scripted_fraction=0.7,
-            train=replace(_COMMON, history=3, frameskip=5, steps=2000),
-            minutes=15,
+            # Each scripted episode draws its pace: from the evaluation goals' (0.3, the
+            # reference data's action std) up to the whole action box.
+            scripted_options={"speed": [0.3, 1.0]},
+            train=replace(_COMMON, history=3, frameskip=5, steps=5000),
+            minutes=35,
         ),
         Recipe(
             name="maze-umaze",
@@ -123,10 +129,10 @@ RECIPES: dict[str, Recipe] = {
             name="maze-tworoom",
             env_id="worldplan/Maze-v0",
             env_kwargs={"layout": "tworoom"},
-            episodes=150,
+            episodes=300,
             steps=150,
-            train=replace(_COMMON, history=3, frameskip=5, steps=1500),
-            minutes=10,
+            train=replace(_COMMON, history=3, frameskip=5, steps=5000),
+            minutes=30,
         ),
         Recipe(
             name="granular",

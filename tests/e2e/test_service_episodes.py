@@ -4,7 +4,8 @@ A server process on a loopback port (``server.bench.ServerProcess``: the app
 ``worldplan serve`` runs, under uvicorn) serves ``models/``; the
 evaluation harness (``clients.evaluate``) drives each sim through the HTTP API
 on fixed seeds and, on the same seeds and goals, runs a random and a no-op
-policy. The planner must do clearly better than both.
+policy. The planner must do clearly better than both. The service's default proprio
+weight applies (the harness sends the goal proprio).
 """
 
 from __future__ import annotations
@@ -63,6 +64,28 @@ def test_umaze_plans_reach_goals_well_above_baselines(service: ServerProcess) ->
     assert planned.successes >= random.successes + 2, (planned, random)
     assert planned.successes >= noop.successes + 3, (planned, noop)
     assert planned.mean_final_metric < min(random.mean_final_metric, noop.mean_final_metric)
+
+
+def test_pusht_plans_reach_goals_well_above_baselines(service: ServerProcess) -> None:
+    case = Case("pusht", episodes=6, planner="gradient", iterations=30, samples=8, max_steps=100)
+    result = _run(service, case)
+    planned = result.planned[0]
+    random, noop = result.baselines
+    # Success: pusher and T within 20 px (joint) and pi/9 of the goal's, at any step.
+    assert planned.successes >= random.successes + 2, (planned, random)
+    assert planned.successes >= noop.successes + 2, (planned, noop)
+
+
+def test_tworoom_plans_cross_the_door_well_above_baselines(service: ServerProcess) -> None:
+    case = Case("tworoom", episodes=6, planner="cem", iterations=10, samples=100, max_steps=100)
+    result = _run(service, case)
+    planned = result.planned[0]
+    random, noop = result.baselines
+    # Nearly every goal is in the other room; success: within 4.5 px; distances in px.
+    assert planned.successes >= random.successes + 2, (planned, random)
+    assert planned.successes >= noop.successes + 2, (planned, noop)
+    baseline = min(random.mean_final_metric, noop.mean_final_metric)
+    assert planned.mean_final_metric < 0.6 * baseline, (planned, random, noop)
 
 
 def test_granular_strokes_gather_particles_closer_than_baselines(service: ServerProcess) -> None:
