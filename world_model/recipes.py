@@ -107,14 +107,14 @@ RECIPES: dict[str, Recipe] = {
             name="pusht",
             env_id="worldplan/PushT-v0",
             env_kwargs={"terminate_on_success": False},
-            episodes=600,
+            episodes=1000,
             steps=100,
             scripted_fraction=0.7,
             # Each scripted episode draws its pace: from the evaluation goals' (0.3, the
             # reference data's action std) up to the whole action box.
             scripted_options={"speed": [0.3, 1.0]},
-            train=replace(_COMMON, history=3, frameskip=5, steps=5000),
-            minutes=35,
+            train=replace(_COMMON, history=3, frameskip=5, steps=12000),
+            minutes=50,
         ),
         Recipe(
             name="maze-umaze",
