@@ -2,7 +2,8 @@
 
 * Planning cost decreases over iterations (CEM's per-iteration best cost).
 * When the pusher is far from the block, the planned first action moves it toward the
-  block (the goal frame shows the block pushed, with the pusher beside it).
+  block (the goal frame shows the block pushed, with the pusher beside it), with the
+  goal-proprio term the service adds for push-T.
 
 Small budgets keep the file fast on two CPU cores; the checks need a trained model,
 not a converged plan.
@@ -20,6 +21,7 @@ import torch
 
 import sims  # noqa: F401 - registers the envs
 from planner import Budget, CEMConfig, GradientConfig, guardrails_for, plan
+from planner.config import ObjectiveConfig
 from sims.pusht import PushTEnv
 from world_model.bundle import load_bundle
 from world_model.model import WorldModel
@@ -91,11 +93,14 @@ def test_first_action_moves_the_pusher_toward_a_far_block(
     pushed = (block[0] + 30 * direction[0], block[1] + 30 * direction[1], block[2])
     behind = (pushed[0] - 70 * direction[0], pushed[1] - 70 * direction[1])
     start, goal = _state(agent, block), _state(behind, pushed)
+    # The objective the service plans push-T with when the goal proprio is sent: the
+    # offline encoder's visual distance alone is flat for a pusher this far from its goal.
+    objective = ObjectiveConfig(alpha=1.0)
     result = plan(
         model,
         _latent(model, env, start),
         _latent(model, env, goal),
-        GradientConfig(),
+        GradientConfig(objective=objective),
         guardrails_for(ENV_ID),
         budget=Budget(max_iterations=30),
         seed=0,
