@@ -75,6 +75,9 @@ def eval_oracle(  # noqa: PLR0917 - typer maps each parameter to an option
     proprio_weight: Annotated[
         float, typer.Option(min=0.0, help="Weight of the goal-proprio distance.")
     ] = 1.0,
+    init_std: Annotated[
+        float, typer.Option(min=0.0, help="Initial sampling std (normalised actions).")
+    ] = 1.0,
     out: Annotated[Path, typer.Option(help="Results JSON.")] = Path("artifacts/eval/oracle.json"),
 ) -> None:
     """Upper bound of the loop: CEM with the simulator as the model and the bundle's cost.
@@ -86,7 +89,7 @@ def eval_oracle(  # noqa: PLR0917 - typer maps each parameter to an option
     from worldplan.oracle import OracleConfig, evaluate_oracle  # noqa: PLC0415
 
     try:
-        config = OracleConfig(horizon, samples, iterations, proprio_weight)
+        config = OracleConfig(horizon, samples, iterations, proprio_weight, init_std=init_std)
         result = evaluate_oracle(
             bundle, config, episodes, seed=seed, goal_steps=goal_steps, max_steps=max_steps
         )

@@ -45,6 +45,8 @@ class OracleConfig:
     """Weight of the normalised proprio distance to the goal's (0: visual cost only)."""
     seed: int = 0
     """Seed of the sampling (episode ``s`` uses ``seed + s``)."""
+    init_std: float = 1.0
+    """Initial std of the sampling, in normalised action units (the service's CEM: 1)."""
 
     def __post_init__(self) -> None:
         for name in ("horizon", "samples", "iterations"):
@@ -53,6 +55,8 @@ class OracleConfig:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
         if self.samples < 2:
             raise ValueError(f"samples must be >= 2, got {self.samples}")
+        if not np.isfinite(self.init_std) or self.init_std <= 0:
+            raise ValueError(f"init_std must be a finite number > 0, got {self.init_std}")
         if not np.isfinite(self.proprio_weight) or self.proprio_weight < 0:
             raise ValueError(
                 f"proprio_weight must be a finite number >= 0, got {self.proprio_weight}"
@@ -127,7 +131,7 @@ class OracleController:
         space = self._env.action_space
         low, high = np.tile(space.low, fs), np.tile(space.high, fs)  # (fs * A,)
         mu = np.zeros((c.horizon, fs * space.shape[0]))  # normalised planning actions
-        std = np.ones_like(mu)
+        std = np.full_like(mu, c.init_std)
         elites = max(1, c.samples // 10)
         best_cost = float("inf")
         for _ in range(c.iterations):

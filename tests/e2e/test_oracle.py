@@ -41,7 +41,8 @@ def test_oracle_plans_stay_in_the_action_box_and_fill_the_horizon() -> None:
 
 
 @pytest.mark.parametrize(
-    ("field", "value"), [("samples", 1), ("iterations", 0), ("proprio_weight", -1.0)]
+    ("field", "value"),
+    [("samples", 1), ("iterations", 0), ("proprio_weight", -1.0), ("init_std", 0.0)],
 )
 def test_oracle_config_refuses_bad_values(field: str, value: float) -> None:
     with pytest.raises(ValueError, match=field):
