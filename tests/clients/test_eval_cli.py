@@ -54,6 +54,9 @@ def test_eval_writes_results_plot_and_videos(
     assert data["seeds"] == [5, 6]
     assert data["env_id"] == "worldplan/Maze-v0"
     assert data["model"]["name"] == "maze-tworoom"
+    protocol = data["goal_protocol"]
+    assert protocol["goal_steps"] == 25
+    assert protocol["goal_policy"] == {"kind": "scripted", "options": {}, "burn_in": 0}
     assert [s["controller"] for s in data["summaries"]] == ["cem@3", "cem@8"]
     assert [s["controller"] for s in data["baselines"]] == ["random", "noop"]
     assert len(data["episodes"]) == 8
