@@ -137,11 +137,11 @@ RECIPES: dict[str, Recipe] = {
         Recipe(
             name="granular",
             env_id="worldplan/Granular-v0",
-            episodes=300,
+            episodes=600,
             steps=20,
             scripted_fraction=0.5,
-            train=replace(_COMMON, history=3, frameskip=1, steps=1000),
-            minutes=8,
+            train=replace(_COMMON, history=3, frameskip=1, steps=3000),
+            minutes=25,
         ),
     )
 }
