@@ -117,6 +117,7 @@ class EvalResult:
     def to_json(self) -> dict[str, Any]:
         """The results file's content."""
         c = self.config
+        protocol = GOAL_POLICY.get(self.model.env_id)
         return {
             "env": c.env,
             "env_id": self.model.env_id,
@@ -125,7 +126,7 @@ class EvalResult:
             "seeds": [g.seed for g in self.goals],
             "goal_protocol": {
                 "goal_steps": c.goal_steps,
-                "goal_policy": _goal_policy_json(self.model.env_id),
+                "goal_policy": None if protocol is None else protocol.describe(),
                 "goals": [
                     {"seed": g.seed, "policy_seed": g.policy_seed, "redraws": g.redraws}
                     for g in self.goals
@@ -141,14 +142,6 @@ class EvalResult:
             "baselines": [s.to_json() for s in self.baselines],
             "episodes": [e.to_json() for e in self.episodes],
         }
-
-
-def _goal_policy_json(env_id: str) -> dict[str, Any] | None:
-    """The held-out goal policy of ``env_id`` (kind, options, burn-in), None for env goals."""
-    protocol = GOAL_POLICY.get(env_id)
-    if protocol is None:
-        return None
-    return {"kind": protocol.kind, "options": dict(protocol.options), "burn_in": protocol.burn_in}
 
 
 def select_model(models: list[ModelInfo], alias: EnvAlias, name: str | None) -> ModelInfo:

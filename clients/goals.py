@@ -53,6 +53,10 @@ class GoalPolicy:
         """The policy, seeded."""
         return make_policy(env, self.kind, seed=seed, **dict(self.options))
 
+    def describe(self) -> dict[str, Any]:
+        """The protocol as JSON values (results files record it)."""
+        return {"kind": self.kind, "options": dict(self.options), "burn_in": self.burn_in}
+
 
 GOAL_POLICY: dict[str, GoalPolicy | None] = {
     # Contact-rich segments at the pace of DINO-WM's push-T data (see the module docstring).
