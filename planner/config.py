@@ -7,7 +7,7 @@ saying what was wrong and what would be right.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 Distance = Literal["mse", "l1"]
@@ -115,6 +115,10 @@ class CEMConfig:
         _positive("warm_init_std", self.warm_init_std)
         _non_negative("min_std", self.min_std)
 
+    def resized(self, samples: int) -> CEMConfig:
+        """The same search with ``samples`` candidates; the best tenth (at least 1) are elites."""
+        return replace(self, samples=samples, elites=max(1, samples // 10))
+
 
 @dataclass(frozen=True)
 class MPPIConfig:
@@ -156,6 +160,10 @@ class MPPIConfig:
         _positive("max_std", self.max_std)
         if self.min_std > self.max_std:
             raise ValueError(f"min_std ({self.min_std}) must be <= max_std ({self.max_std})")
+
+    def resized(self, samples: int) -> MPPIConfig:
+        """The same search with ``samples`` candidates; the best tenth (at least 1) are elites."""
+        return replace(self, samples=samples, elites=max(1, samples // 10))
 
 
 @dataclass(frozen=True)

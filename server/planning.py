@@ -77,7 +77,7 @@ def optimiser_config(
         return config
     if isinstance(config, GradientConfig):
         return replace(config, restarts=samples)
-    return replace(config, samples=samples, elites=max(1, samples // 10))
+    return config.resized(samples)
 
 
 def budget_from(

@@ -27,6 +27,7 @@ from clients.closed_loop import Chunk, EpisodeConfig, Obs, run_episode
 from clients.goals import DEFAULT_MAX_STEPS, GOAL_STEPS_DEFAULT, Goal, make_goal, world
 from clients.seeds import EVAL_SEED_BASE, episode_seeds
 from clients.stats import summarise
+from planner.config import CEMConfig
 from world_model.bundle import read_manifest
 from world_model.encoders import load_encoder
 
@@ -38,7 +39,7 @@ class OracleConfig:
     horizon: int = 5
     """Planning steps (each ``frameskip`` env actions)."""
     samples: int = 100
-    """Candidates per CEM iteration; the best tenth (at least 1) refit the Gaussian."""
+    """Candidates per CEM iteration; the elites are the service's share (``CEMConfig.resized``)."""
     iterations: int = 10
     """CEM iterations per plan."""
     proprio_weight: float = 1.0
@@ -55,12 +56,15 @@ class OracleConfig:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
         if self.samples < 2:
             raise ValueError(f"samples must be >= 2, got {self.samples}")
-        if not np.isfinite(self.init_std) or self.init_std <= 0:
-            raise ValueError(f"init_std must be a finite number > 0, got {self.init_std}")
+        self.cem()  # checks init_std as the service's CEM does
         if not np.isfinite(self.proprio_weight) or self.proprio_weight < 0:
             raise ValueError(
                 f"proprio_weight must be a finite number >= 0, got {self.proprio_weight}"
             )
+
+    def cem(self) -> CEMConfig:
+        """The service's CEM with this horizon, sample count and initial std."""
+        return CEMConfig(horizon=self.horizon, init_std=self.init_std).resized(self.samples)
 
 
 class OracleController:
@@ -127,20 +131,20 @@ class OracleController:
             raise RuntimeError("call reset() before act()")
         t0 = time.perf_counter()
         c, fs = self.config, self.frameskip
+        cem = c.cem()
         start = self._env.get_state()
         space = self._env.action_space
         low, high = np.tile(space.low, fs), np.tile(space.high, fs)  # (fs * A,)
         mu = np.zeros((c.horizon, fs * space.shape[0]))  # normalised planning actions
-        std = np.full_like(mu, c.init_std)
-        elites = max(1, c.samples // 10)
+        std = np.full_like(mu, cem.init_std)
         best_cost = float("inf")
         for _ in range(c.iterations):
             z = mu + std * self._rng.standard_normal((c.samples, *mu.shape))
             env_actions = np.clip(z * self._action_std + self._action_mean, low, high)
             cost = self._cost(start, env_actions.reshape(c.samples, c.horizon * fs, -1))
-            order = np.argsort(cost)[:elites]
+            order = np.argsort(cost)[: cem.elites]
             best_cost = min(best_cost, float(cost[order[0]]))
-            mu, std = z[order].mean(axis=0), z[order].std(axis=0) + 1e-3
+            mu, std = z[order].mean(axis=0), np.maximum(z[order].std(axis=0), cem.min_std)
         plan = np.clip(mu * self._action_std + self._action_mean, low, high)
         ms = (time.perf_counter() - t0) * 1000.0
         actions = plan.reshape(c.horizon * fs, -1).astype(np.float32)

@@ -238,6 +238,15 @@ def test_configs_validate() -> None:
         GradientConfig(beta1=1.0)
 
 
+@pytest.mark.parametrize("config", [CEMConfig(horizon=3, init_std=2.0), MPPIConfig(horizon=3)])
+def test_resized_keeps_the_search_and_a_tenth_as_elites(config: CEMConfig | MPPIConfig) -> None:
+    small, tiny = config.resized(100), config.resized(5)
+    assert (small.samples, small.elites, tiny.samples, tiny.elites) == (100, 10, 5, 1)
+    assert (small.horizon, small.init_std, small.min_std) == (3, config.init_std, config.min_std)
+    with pytest.raises(ValueError, match="samples must be"):
+        config.resized(0)
+
+
 class _TrainingModel(PointMassModel, torch.nn.Module):
     def __init__(self) -> None:
         torch.nn.Module.__init__(self)
