@@ -142,7 +142,8 @@ def eval_command(  # noqa: PLR0917 - typer maps each parameter to an option
         int | None, typer.Option(min=1, help="Planning steps executed per plan (default: all).")
     ] = None,
     max_steps: Annotated[
-        int | None, typer.Option(min=1, help="Env steps per episode (default: per env).")
+        int | None,
+        typer.Option(min=1, help="Env steps per episode (default: the env's time limit)."),
     ] = None,
     budgets: Annotated[
         str | None, typer.Option(help="Optimiser iterations per plan, e.g. 10,30,100.")

@@ -28,12 +28,12 @@ from clients.closed_loop import (
     run_episode,
 )
 from clients.goals import (
-    DEFAULT_MAX_STEPS,
     GOAL_POLICY,
     GOAL_STEPS_DEFAULT,
     EnvAlias,
     Goal,
     door_y,
+    episode_limit,
     make_goal,
     resolve_env,
 )
@@ -225,7 +225,7 @@ def evaluate(
             make_goal(env, s, config.goal_steps)
             for s in episode_seeds(config.seed, config.episodes)
         ]
-        max_steps = config.max_steps or DEFAULT_MAX_STEPS[model.env_id]
+        max_steps = config.max_steps or episode_limit(model.env_id)
         episode_config = EpisodeConfig(max_steps, record_frames=config.video_dir is not None)
         planned = _controllers(client, config, model)
         baselines: list[Controller] = []

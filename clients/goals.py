@@ -66,12 +66,19 @@ GOAL_POLICY: dict[str, GoalPolicy | None] = {
 }
 """Which held-out policy draws goal trajectories, per env (None: the env's own goal)."""
 
-DEFAULT_MAX_STEPS: dict[str, int] = {
-    "worldplan/PushT-v0": 100,
-    "worldplan/Maze-v0": 100,
-    "worldplan/Granular-v0": 10,
-}
-"""Env steps an episode may take before it counts as a failure (4 plans of 25 steps)."""
+
+def episode_limit(env_id: str) -> int:
+    """Env steps an episode may take before it counts as a failure: the env's own time limit.
+
+    As registered (:mod:`sims`): 300 for push-T and the maze (gym-pusht's and D4RL's
+    episode length; 12 plans of 25 steps), 20 strokes for granular. DINO-WM's MPC
+    replans until success with no limit at all; the env's limit is the nearest finite
+    bound, and every controller of an evaluation gets the same one.
+    """
+    steps = gym.spec(env_id).max_episode_steps
+    if steps is None:
+        raise ValueError(f"env {env_id!r} is registered without a time limit; pass max_steps")
+    return int(steps)
 
 
 @dataclass(frozen=True)

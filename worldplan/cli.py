@@ -67,7 +67,8 @@ def eval_oracle(  # noqa: PLR0917 - typer maps each parameter to an option
     seed: Annotated[int, typer.Option(min=0, help="Base seed, as worldplan eval's.")] = 100_000,
     goal_steps: Annotated[int, typer.Option(min=1, help="Env steps to the goal.")] = 25,
     max_steps: Annotated[
-        int | None, typer.Option(min=1, help="Env steps per episode (default: per env).")
+        int | None,
+        typer.Option(min=1, help="Env steps per episode (default: the env's time limit)."),
     ] = None,
     horizon: Annotated[int, typer.Option(min=1, help="Planning steps.")] = 5,
     samples: Annotated[int, typer.Option(min=2, help="CEM samples per iteration.")] = 100,

@@ -24,7 +24,7 @@ import torch
 from numpy.typing import NDArray
 
 from clients.closed_loop import Chunk, EpisodeConfig, Obs, run_episode
-from clients.goals import DEFAULT_MAX_STEPS, GOAL_STEPS_DEFAULT, Goal, make_goal, world
+from clients.goals import GOAL_STEPS_DEFAULT, Goal, episode_limit, make_goal, world
 from clients.seeds import EVAL_SEED_BASE, episode_seeds
 from clients.stats import summarise
 from planner.config import CEMConfig
@@ -165,7 +165,7 @@ def evaluate_oracle(
     env = controller.make_env()
     try:
         goals = [make_goal(env, s, goal_steps) for s in episode_seeds(seed, episodes)]
-        limit = max_steps or DEFAULT_MAX_STEPS[controller.env_id]
+        limit = max_steps or episode_limit(controller.env_id)
         runs = [run_episode(env, g, controller, EpisodeConfig(limit)) for g in goals]
     finally:
         env.close()

@@ -12,6 +12,7 @@ import sims  # noqa: F401
 from clients.goals import (
     GOAL_POLICY,
     door_y,
+    episode_limit,
     make_goal,
     resolve_env,
     world,
@@ -102,6 +103,18 @@ def test_door_y_only_for_the_two_room_maze() -> None:
     assert door_y("worldplan/Maze-v0", make_goal(umaze, 1)) is None
     pusht = make("worldplan/PushT-v0")
     assert door_y("worldplan/PushT-v0", make_goal(pusht, 1)) is None
+
+
+def test_episode_limit_is_the_envs_registered_time_limit() -> None:
+    assert episode_limit("worldplan/PushT-v0") == 300  # gym-pusht's episode
+    assert episode_limit("worldplan/Maze-v0") == 300  # D4RL's PointMaze episode
+    assert episode_limit("worldplan/Granular-v0") == 20
+    gym.register(id="worldplan-test/NoLimit-v0", entry_point="sims.maze:MazeEnv")
+    try:
+        with pytest.raises(ValueError, match="without a time limit"):
+            episode_limit("worldplan-test/NoLimit-v0")
+    finally:
+        del gym.registry["worldplan-test/NoLimit-v0"]
 
 
 def test_seeds_and_aliases() -> None:
