@@ -120,7 +120,7 @@ def _finish(
                 stopped_because=stopped,
                 elapsed_ms=t.elapsed_ms,
                 optimiser=name,
-                warm_started=req.init is not None and req.init.shape[0] > 0,
+                warm_started=req.init is not None,
             )
         )
     return out

@@ -101,7 +101,7 @@ def _runs(
             continue
         moved = first.states[0] + torch.tensor([6.0, -8.0])  # the world drifts 10 px
         nxt = Problem((float(moved[0]), float(moved[1])), prob.goal)
-        init = shift_plan(first, 1)
+        init = shift_plan(first, 1, fill=model.action_mean)
         warm = replace(_request(model, nxt, budget, seed=i), init=init)
         t0 = time.perf_counter()
         (second,) = plan_batch(model, [warm], config)

@@ -15,13 +15,13 @@ from planner.problem import Problem
 class GaussianSearch:
     """A diagonal Gaussian per request in normalised action space, shared by CEM and MPPI.
 
-    A cold step starts at N(0, init_std) (the data's mean action); a warm one
-    (within the request's ``init``) is centred on it with ``warm_init_std``.
+    A cold start is N(0, init_std) (the data's mean action); a warm start is
+    centred on the request's ``init`` with ``warm_init_std``.
     """
 
     def __init__(self, problem: Problem, init_std: float, warm_init_std: float) -> None:
         self.problem = problem
-        warm = problem.warm[:, :, None]  # (R, H, 1)
+        warm = problem.warm[:, None, None]  # (R, 1, 1)
         self.mean = problem.normalise(problem.init)  # (R, H, A)
         self.std = torch.where(
             warm,

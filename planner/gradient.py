@@ -37,9 +37,7 @@ class Gradient:
         self.v = torch.zeros_like(self.u)
         self.t = torch.zeros(problem.size, dtype=self.u.dtype, device=self.u.device)  # (R,)
         self.lr = torch.full(self.u.shape[:2], config.lr, dtype=self.u.dtype, device=self.u.device)
-        # Restart 0 refines a previous plan with a fine step (its cold tail, if any, starts
-        # at the data's mean action); the other restarts explore from cold starts.
-        self.lr[:, 0] = torch.where(problem.warm.any(1), config.warm_lr, config.lr)  # (R,)
+        self.lr[:, 0] = torch.where(problem.warm, config.warm_lr, config.lr)  # (R,)
         self.last = torch.full_like(self.lr, torch.inf)  # (R, K) cost at the previous step
 
     def step(self, rows: Tensor) -> tuple[Tensor, Tensor]:

@@ -44,8 +44,8 @@ class RecedingHorizon:
     def act(self, model: LatentModel, z_obs: Latent, z_goal: Latent, seed: int) -> Plan:
         """Plan for this step (raises :class:`planner.PlanRefused` on a refusal)."""
         init = None
-        if self.previous is not None:
-            init = shift_plan(self.previous, self.execute_steps)
+        if self.previous is not None and self.execute_steps < self.config.horizon:
+            init = shift_plan(self.previous, self.execute_steps, fill=model.action_mean)
         result = plan(
             model,
             z_obs,

@@ -57,15 +57,13 @@ class Problem:
             [r.guardrails for r in requests], model.state_labels, model.frameskip, like
         )
         self.generators = [_generator(r.seed, self.device) for r in requests]
-        warm_steps = torch.tensor(
-            [0 if r.init is None else r.init.shape[0] for r in requests], device=self.device
-        )  # (R,)
-        steps = torch.arange(horizon, device=self.device)
-        self.warm = steps[None] < warm_steps[:, None]  # (R, H): step starts from a warm start
-        self.init = self.mean.expand(len(requests), horizon, -1).clone()  # (R, H, A) env units
-        for row, r in enumerate(requests):  # the warm start, then the data's mean action
-            if r.init is not None:
-                self.init[row, : r.init.shape[0]] = r.init.to(like)
+        self.warm = torch.tensor([r.init is not None for r in requests], device=self.device)
+        self.init = torch.stack(
+            [
+                r.init.to(like) if r.init is not None else self.mean.expand(horizon, -1)
+                for r in requests
+            ]
+        )  # (R, H, A) env units
 
     def normalise(self, actions: Tensor) -> Tensor:
         """Env units -> normalised action space (z-scored with the model's statistics)."""
@@ -143,10 +141,9 @@ def _validate(model: LatentModel, requests: Sequence[PlanRequest], horizon: int)
             if z.visual.shape[1:] != z_first.visual.shape[1:] and name == "z_obs":
                 raise ValueError(f"request {i}: {name} shape differs from request 0's")
         if req.init is not None:
-            shape = tuple(req.init.shape)
-            ok = len(shape) == 2 and shape[0] <= horizon and shape[1] == model.action_dim
-            if not ok or not torch.isfinite(req.init).all():
+            want = (horizon, model.action_dim)
+            if tuple(req.init.shape) != want or not torch.isfinite(req.init).all():
                 raise ValueError(
-                    f"request {i}: init must be finite with shape (K <= {horizon}, "
-                    f"{model.action_dim}), got {shape}"
+                    f"request {i}: init must be finite with shape {want}, got "
+                    f"{tuple(req.init.shape)}"
                 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import torch
 from torch import Tensor
 
 from planner.check import Violation
@@ -27,10 +28,7 @@ class PlanRequest:
     seed: int = 0
     """Seed of this request's own random generator."""
     init: Tensor | None = None
-    """Warm start (K, A) in env units for the first K <= H planning steps, e.g.
-    :func:`shift_plan` of the previous plan. Those steps start around it with the
-    optimiser's warm spread; steps K..H-1 (all of them when K = 0 or ``init`` is
-    None) start cold, at the data's mean action with the cold spread."""
+    """Warm start (H, A) in env units, e.g. :func:`shift_plan` of the previous plan."""
 
 
 @dataclass(frozen=True)
@@ -90,19 +88,16 @@ class PlanRefused(RuntimeError):  # noqa: N818 - a refusal, not a programming er
         self.refusal = refusal
 
 
-def shift_plan(plan: Plan | Tensor, executed_steps: int) -> Tensor:
-    """The warm start for the next MPC step: the previous plan's steps not yet executed.
-
-    The steps after them are left to the planner, which starts them cold: padding
-    them (with the last action, say) would centre a narrow warm search on a guess.
+def shift_plan(plan: Plan | Tensor, executed_steps: int, fill: Tensor | None = None) -> Tensor:
+    """The warm start for the next MPC step: drop the executed rows, pad at the end.
 
     Args:
         plan: A plan or its (H, A) actions.
         executed_steps: Planning steps executed since the plan was made (>= 0).
+        fill: (A,) row appended for each dropped one; by default the plan's last row.
 
     Returns:
-        (H - k, A) actions in env units, k = min(executed_steps, H): empty once the
-        whole plan has been executed.
+        (H, A) actions in env units.
     """
     actions = plan.actions if isinstance(plan, Plan) else plan
     if actions.ndim != 2:
@@ -111,4 +106,10 @@ def shift_plan(plan: Plan | Tensor, executed_steps: int) -> Tensor:
         raise ValueError(f"executed_steps must be an int, got {executed_steps!r}")
     if executed_steps < 0:
         raise ValueError(f"executed_steps must be >= 0, got {executed_steps}")
-    return actions[min(executed_steps, actions.shape[0]) :].clone()
+    horizon = actions.shape[0]
+    pad = actions[-1] if fill is None else fill.to(actions)
+    if pad.shape != actions.shape[1:]:
+        raise ValueError(f"fill must be ({actions.shape[1]},), got {tuple(pad.shape)}")
+    kept = actions[min(executed_steps, horizon) :]  # (H - k, A)
+    tail = pad.expand(horizon - kept.shape[0], -1)  # (k, A)
+    return torch.cat([kept, tail], dim=0).clone()

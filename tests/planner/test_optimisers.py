@@ -23,9 +23,7 @@ from planner import (
     shift_plan,
 )
 from planner.analytic import PointMassModel
-from planner.cem import CEM
 from planner.config import OptimiserConfig
-from planner.problem import Problem
 
 PROBLEMS = [
     ((100.0, 100.0), (400.0, 300.0)),
@@ -89,7 +87,7 @@ def test_warm_start_reaches_the_optimum_in_fewer_iterations(
     # One planning step is executed; the world ends up 8 px off the imagined state.
     reached = first.states[0] + torch.tensor([8.0, -6.0])
     next_start = (float(reached[0]), float(reached[1]))
-    init = shift_plan(first, 1)
+    init = shift_plan(first, 1, fill=model.action_mean)
     cold = _plan(model, (request_for(next_start, goal, budget=budget, seed=1)), config)
     warm = _plan(
         model,
@@ -213,53 +211,20 @@ def test_budget_stops(
 def test_shift_plan() -> None:
     actions = torch.arange(12.0).reshape(3, 4)
     assert torch.equal(shift_plan(actions, 0), actions)
-    assert torch.equal(shift_plan(actions, 1), actions[1:])
-    assert shift_plan(actions, 3).shape == shift_plan(actions, 5).shape == (0, 4)
+    assert torch.equal(shift_plan(actions, 1), torch.stack([actions[1], actions[2], actions[2]]))
+    zeros = torch.zeros(4)
+    assert torch.equal(shift_plan(actions, 2, fill=zeros), torch.stack([actions[2], zeros, zeros]))
+    assert torch.equal(shift_plan(actions, 5, fill=zeros), torch.zeros(3, 4))
     with pytest.raises(ValueError, match="executed_steps must be >= 0"):
         shift_plan(actions, -1)
+    with pytest.raises(ValueError, match="fill must be"):
+        shift_plan(actions, 1, fill=torch.zeros(3))
 
 
 def test_bad_init_is_refused(request_for: RequestFactory, model: PointMassModel) -> None:
-    a = model.action_dim
-    for shape in ((6, a), (5, a + 1), (a,)):
-        bad = request_for((1.0, 1.0), (2.0, 2.0), init=torch.zeros(shape))
-        with pytest.raises(ValueError, match=r"init must be finite with shape \(K <= 5, 10\)"):
-            plan_batch(model, [bad], CEMConfig())
-    nan = torch.zeros(2, a)
-    nan[1, 0] = torch.nan
-    with pytest.raises(ValueError, match="init must be finite"):
-        plan_batch(model, [request_for((1.0, 1.0), (2.0, 2.0), init=nan)], CEMConfig())
-
-
-@pytest.mark.parametrize(("config", "iterations"), OPTIMISERS, ids=IDS)
-def test_a_fully_executed_plan_leaves_a_cold_start(
-    request_for: RequestFactory, model: PointMassModel, config: OptimiserConfig, iterations: int
-) -> None:
-    start, goal = (100.0, 100.0), (400.0, 300.0)
-    budget = Budget(max_iterations=iterations)
-    first = _plan(model, (request_for(start, goal, budget=budget)), config)
-    rest = shift_plan(first, config.horizon)
-    after = _plan(model, (request_for(start, goal, budget=budget, seed=3, init=rest)), config)
-    cold = _plan(model, (request_for(start, goal, budget=budget, seed=3)), config)
-    assert not after.warm_started
-    assert torch.equal(after.actions, cold.actions)
-
-
-def test_only_the_steps_of_the_warm_start_search_narrowly(
-    request_for: RequestFactory, model: PointMassModel
-) -> None:
-    config = CEMConfig(init_std=1.0, warm_init_std=0.3)
-    first = _plan(model, (request_for((100.0, 100.0), (400.0, 300.0))), config)
-    requests = [
-        request_for((100.0, 100.0), (400.0, 300.0), init=shift_plan(first, k)) for k in (0, 2, 5)
-    ]
-    search = CEM(config, Problem(model, requests, config.objective, config.horizon))
-    warm, cold = config.warm_init_std, config.init_std
-    want = torch.tensor([[warm] * 5, [warm] * 3 + [cold] * 2, [cold] * 5])
-    assert torch.allclose(search.std, want[:, :, None].expand_as(search.std))
-    mean = search.problem.denormalise(search.mean)  # the warm rows, then the data's mean
-    assert torch.allclose(mean[1, :3], first.actions[2:], atol=1e-5)
-    assert torch.allclose(mean[1, 3:], model.action_mean.expand(2, -1), atol=1e-5)
+    bad = request_for((1.0, 1.0), (2.0, 2.0), init=torch.zeros(4, model.action_dim))
+    with pytest.raises(ValueError, match=r"init must be finite with shape \(5, 10\)"):
+        plan_batch(model, [bad], CEMConfig())
 
 
 def test_configs_validate() -> None:
