@@ -79,6 +79,9 @@ def eval_oracle(  # noqa: PLR0917 - typer maps each parameter to an option
     init_std: Annotated[
         float, typer.Option(min=0.0, help="Initial sampling std (normalised actions).")
     ] = 1.0,
+    warm_start: Annotated[
+        bool, typer.Option(help="Warm-start each plan from the last, as the service's session.")
+    ] = True,
     out: Annotated[Path, typer.Option(help="Results JSON.")] = Path("artifacts/eval/oracle.json"),
 ) -> None:
     """Upper bound of the loop: CEM with the simulator as the model and the bundle's cost.
@@ -90,7 +93,9 @@ def eval_oracle(  # noqa: PLR0917 - typer maps each parameter to an option
     from worldplan.oracle import OracleConfig, evaluate_oracle  # noqa: PLC0415
 
     try:
-        config = OracleConfig(horizon, samples, iterations, proprio_weight, init_std=init_std)
+        config = OracleConfig(
+            horizon, samples, iterations, proprio_weight, init_std=init_std, warm_start=warm_start
+        )
         result = evaluate_oracle(
             bundle, config, episodes, seed=seed, goal_steps=goal_steps, max_steps=max_steps
         )

@@ -2,7 +2,9 @@
 
 :class:`OracleController` plans every chunk with CEM as the service does (samples drawn
 in the bundle's normalised action space, a tenth of them refit the Gaussian, the mean
-is the plan), but each candidate is rolled out in a private copy of the simulator from
+is the plan, and the next plan is warm-started as the service's MPC session does: the
+previous plan shifted by what was executed, padded with its last action, searched
+with the warm spread), but each candidate is rolled out in a private copy of the simulator from
 the episode's true state, and its last frame is scored with the bundle's frozen encoder
 against the goal image, plus ``proprio_weight`` times the normalised proprio distance to
 the goal's. What it reaches bounds what any learned predictor can reach with this
@@ -48,6 +50,8 @@ class OracleConfig:
     """Seed of the sampling (episode ``s`` uses ``seed + s``)."""
     init_std: float = 1.0
     """Initial std of the sampling, in normalised action units (the service's CEM: 1)."""
+    warm_start: bool = True
+    """Warm-start each plan from the previous one, as the service's MPC session does."""
 
     def __post_init__(self) -> None:
         for name in ("horizon", "samples", "iterations"):
@@ -88,6 +92,8 @@ class OracleController:
         self._goal_features = torch.empty(0)
         self._goal_proprio: NDArray[np.float64] | None = None
         self._rng = np.random.default_rng(config.seed)
+        self._plan: NDArray[np.float64] | None = None  # last plan (H, fs * A), env units
+        self._executed = 0  # env steps executed since it was made
 
     def make_env(self) -> gym.Env[Any, Any]:
         """The env the bundle was trained on, rendering at its image size."""
@@ -103,9 +109,27 @@ class OracleController:
         gp = goal.goal_proprio
         self._goal_proprio = None if gp is None else np.asarray(gp, np.float64)
         self._rng = np.random.default_rng(self.config.seed + goal.seed)
+        self._plan, self._executed = None, 0
 
     def executed(self, env_steps: int) -> None:
-        """Every chunk is planned afresh from the true state."""
+        """Count the env steps executed since the last plan (they shift the warm start)."""
+        self._executed += env_steps
+
+    def initial_search(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Mean and std (H, frameskip * A) of the next plan's first samples, normalised.
+
+        Cold: N(0, init_std), the data's mean action. Warm (after a plan): the service's
+        ``shift_plan`` of the previous plan in env units (its unexecuted steps, padded
+        with its last action), normalised, with the service's warm spread.
+        """
+        c, cem = self.config, self.config.cem()
+        dim = self._action_mean.shape[0]
+        if not c.warm_start or self._plan is None:
+            return np.zeros((c.horizon, dim)), np.full((c.horizon, dim), cem.init_std)
+        k = min(self._executed // self.frameskip, c.horizon)
+        shifted = np.concatenate([self._plan[k:], np.repeat(self._plan[-1:], k, axis=0)])
+        mu = (shifted - self._action_mean) / self._action_std
+        return mu, np.full_like(mu, cem.warm_init_std)
 
     def _cost(self, start: NDArray[np.float64], actions: NDArray[np.float64]) -> NDArray[Any]:
         """Cost (S,) of env action sequences (S, T, A) rolled out from ``start``."""
@@ -135,8 +159,7 @@ class OracleController:
         start = self._env.get_state()
         space = self._env.action_space
         low, high = np.tile(space.low, fs), np.tile(space.high, fs)  # (fs * A,)
-        mu = np.zeros((c.horizon, fs * space.shape[0]))  # normalised planning actions
-        std = np.full_like(mu, cem.init_std)
+        mu, std = self.initial_search()  # normalised planning actions
         best_cost = float("inf")
         for _ in range(c.iterations):
             z = mu + std * self._rng.standard_normal((c.samples, *mu.shape))
@@ -146,6 +169,7 @@ class OracleController:
             best_cost = min(best_cost, float(cost[order[0]]))
             mu, std = z[order].mean(axis=0), np.maximum(z[order].std(axis=0), cem.min_std)
         plan = np.clip(mu * self._action_std + self._action_mean, low, high)
+        self._plan, self._executed = plan, 0
         ms = (time.perf_counter() - t0) * 1000.0
         actions = plan.reshape(c.horizon * fs, -1).astype(np.float32)
         return Chunk(actions, cost=best_cost, plan_ms=ms, round_trip_ms=ms)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from clients.goals import make_goal
+from world_model.bundle import read_manifest
 from worldplan.oracle import OracleConfig, OracleController, evaluate_oracle
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,6 +39,34 @@ def test_oracle_plans_stay_in_the_action_box_and_fill_the_horizon() -> None:
     assert np.all(np.abs(chunk.actions) <= 1.0)
     assert chunk.cost is not None
     assert np.isfinite(chunk.cost)
+
+
+def test_oracle_warm_starts_as_the_service_session_does() -> None:
+    bundle = ROOT / "models" / "maze-umaze"
+    controller = OracleController(bundle, OracleConfig(samples=8, iterations=2))
+    env = controller.make_env()
+    goal = make_goal(env, 100001)
+    controller.reset(env, goal)
+    obs, _ = env.unwrapped.reset(seed=goal.seed, options=goal.reset_options())
+    mu, std = controller.initial_search()
+    assert not mu.any()  # cold: the data's mean action...
+    assert np.all(std == 1.0)  # ...with spread 1
+    fs = controller.frameskip
+    plan = controller.act(obs).actions.reshape(5, -1)  # (H, fs * A) env units
+    controller.executed(2 * fs)
+    mu, std = controller.initial_search()
+    stats = read_manifest(bundle)["normalisation"]
+    shifted = np.concatenate([plan[2:], plan[-1:], plan[-1:]])  # as the service's shift_plan
+    norm = (shifted - np.asarray(stats["action_mean"])) / np.asarray(stats["action_std"])
+    assert np.allclose(mu, norm, atol=1e-5)
+    assert np.all(std == 0.3)  # the service's warm spread
+    controller.reset(env, goal)  # a new episode plans cold again
+    assert not controller.initial_search()[0].any()
+    cold = OracleController(bundle, OracleConfig(samples=8, iterations=2, warm_start=False))
+    cold.reset(env, goal)
+    cold.act(obs)
+    cold.executed(2 * fs)
+    assert not cold.initial_search()[0].any()
 
 
 @pytest.mark.parametrize(
