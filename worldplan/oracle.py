@@ -29,6 +29,7 @@ from clients.closed_loop import Chunk, EpisodeConfig, Obs, run_episode
 from clients.goals import GOAL_STEPS_DEFAULT, Goal, episode_limit, make_goal, world
 from clients.seeds import EVAL_SEED_BASE, episode_seeds
 from clients.stats import summarise
+from planner import shift_plan
 from planner.config import CEMConfig
 from world_model.bundle import read_manifest
 from world_model.encoders import load_encoder
@@ -92,6 +93,7 @@ class OracleController:
         self._goal_features = torch.empty(0)
         self._goal_proprio: NDArray[np.float64] | None = None
         self._rng = np.random.default_rng(config.seed)
+        self._cem = config.cem()
         self._plan: NDArray[np.float64] | None = None  # last plan (H, fs * A), env units
         self._executed = 0  # env steps executed since it was made
 
@@ -122,12 +124,12 @@ class OracleController:
         ``shift_plan`` of the previous plan in env units (its unexecuted steps, padded
         with its last action), normalised, with the service's warm spread.
         """
-        c, cem = self.config, self.config.cem()
+        c, cem = self.config, self._cem
         dim = self._action_mean.shape[0]
         if not c.warm_start or self._plan is None:
             return np.zeros((c.horizon, dim)), np.full((c.horizon, dim), cem.init_std)
-        k = min(self._executed // self.frameskip, c.horizon)
-        shifted = np.concatenate([self._plan[k:], np.repeat(self._plan[-1:], k, axis=0)])
+        steps = self._executed // self.frameskip  # planning steps, as the session counts them
+        shifted = shift_plan(torch.from_numpy(self._plan), steps).numpy()
         mu = (shifted - self._action_mean) / self._action_std
         return mu, np.full_like(mu, cem.warm_init_std)
 
@@ -154,8 +156,7 @@ class OracleController:
         if self._env is None:
             raise RuntimeError("call reset() before act()")
         t0 = time.perf_counter()
-        c, fs = self.config, self.frameskip
-        cem = c.cem()
+        c, fs, cem = self.config, self.frameskip, self._cem
         start = self._env.get_state()
         space = self._env.action_space
         low, high = np.tile(space.low, fs), np.tile(space.high, fs)  # (fs * A,)
