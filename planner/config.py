@@ -14,6 +14,11 @@ Distance = Literal["mse", "l1"]
 Frames = Literal["last", "all"]
 
 
+def _tenth(samples: int) -> int:
+    """Elites of a resized CEM/MPPI search: the best tenth of the samples, at least 1."""
+    return max(1, samples // 10)
+
+
 def _positive(name: str, value: float) -> None:
     if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
@@ -117,7 +122,7 @@ class CEMConfig:
 
     def resized(self, samples: int) -> CEMConfig:
         """The same search with ``samples`` candidates; the best tenth (at least 1) are elites."""
-        return replace(self, samples=samples, elites=max(1, samples // 10))
+        return replace(self, samples=samples, elites=_tenth(samples))
 
 
 @dataclass(frozen=True)
@@ -163,7 +168,7 @@ class MPPIConfig:
 
     def resized(self, samples: int) -> MPPIConfig:
         """The same search with ``samples`` candidates; the best tenth (at least 1) are elites."""
-        return replace(self, samples=samples, elites=max(1, samples // 10))
+        return replace(self, samples=samples, elites=_tenth(samples))
 
 
 @dataclass(frozen=True)
