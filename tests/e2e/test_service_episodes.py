@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from clients import WorldplanClient
-from clients.evaluate import EvalConfig, EvalResult, evaluate
+from clients.evaluate import EvalConfig, evaluate
+from clients.stats import Summary
 from server.bench import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,7 +43,8 @@ def service() -> Iterator[ServerProcess]:
         yield server
 
 
-def _run(service: ServerProcess, case: Case) -> EvalResult:
+def _run(service: ServerProcess, case: Case) -> tuple[Summary, Summary, Summary]:
+    """The planner's summary, then random's and no-op's on the same seeds and goals."""
     config = EvalConfig(
         env=case.env,
         episodes=case.episodes,
@@ -52,14 +54,14 @@ def _run(service: ServerProcess, case: Case) -> EvalResult:
         max_steps=case.max_steps,
     )
     with WorldplanClient(service.url, api_key=service.key, timeout_s=600) as client:
-        return evaluate(client, config)
+        result = evaluate(client, config)
+    random, noop = result.baselines
+    return result.planned[0], random, noop
 
 
 def test_umaze_plans_reach_goals_well_above_baselines(service: ServerProcess) -> None:
     case = Case("umaze", episodes=6, planner="gradient", iterations=30, samples=8, max_steps=100)
-    result = _run(service, case)
-    planned = result.planned[0]
-    random, noop = result.baselines
+    planned, random, noop = _run(service, case)
     # Success: within 0.5 maze units of the goal; distances in maze units, lower is better.
     assert planned.successes >= random.successes + 2, (planned, random)
     assert planned.successes >= noop.successes + 3, (planned, noop)
@@ -68,9 +70,7 @@ def test_umaze_plans_reach_goals_well_above_baselines(service: ServerProcess) ->
 
 def test_pusht_plans_reach_goals_well_above_baselines(service: ServerProcess) -> None:
     case = Case("pusht", episodes=6, planner="gradient", iterations=30, samples=8, max_steps=100)
-    result = _run(service, case)
-    planned = result.planned[0]
-    random, noop = result.baselines
+    planned, random, noop = _run(service, case)
     # Success: pusher and T within 20 px (joint) and pi/9 of the goal's, at any step.
     assert planned.successes >= random.successes + 2, (planned, random)
     assert planned.successes >= noop.successes + 2, (planned, noop)
@@ -78,9 +78,7 @@ def test_pusht_plans_reach_goals_well_above_baselines(service: ServerProcess) ->
 
 def test_tworoom_plans_cross_the_door_well_above_baselines(service: ServerProcess) -> None:
     case = Case("tworoom", episodes=6, planner="cem", iterations=10, samples=100, max_steps=100)
-    result = _run(service, case)
-    planned = result.planned[0]
-    random, noop = result.baselines
+    planned, random, noop = _run(service, case)
     # Nearly every goal is in the other room; success: within 4.5 px; distances in px.
     assert planned.successes >= random.successes + 2, (planned, random)
     assert planned.successes >= noop.successes + 2, (planned, noop)
@@ -90,9 +88,7 @@ def test_tworoom_plans_cross_the_door_well_above_baselines(service: ServerProces
 
 def test_granular_strokes_gather_particles_closer_than_baselines(service: ServerProcess) -> None:
     case = Case("granular", episodes=4, planner="cem", iterations=5, samples=100, max_steps=5)
-    result = _run(service, case)
-    planned = result.planned[0]
-    random, noop = result.baselines
+    planned, random, noop = _run(service, case)
     # Chamfer distance to the gathered goal (table units): lower is better.
     assert planned.mean_final_metric < noop.mean_final_metric - 0.1, (planned, noop)
     assert planned.mean_final_metric < random.mean_final_metric - 0.1, (planned, random)
