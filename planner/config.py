@@ -107,6 +107,13 @@ class CEMConfig:
     """Initial std around a warm-start plan."""
     min_std: float = 1e-3
     """Floor of the std, so that the search never freezes completely."""
+    noise_beta: float = 0.0
+    """Colour of the sampling noise along the env steps of a sequence: power spectral
+    density ``1 / f ** noise_beta`` (0: white, as DINO-WM; iCEM uses 2 to 2.5, which
+    draws smooth, persistent pushes). The marginal std stays 1 either way."""
+    keep_elites: float = 0.0
+    """Fraction of an iteration's elites carried unchanged into the next iteration's
+    samples (iCEM keeps 0.3), so a good sequence is never lost to resampling."""
     objective: ObjectiveConfig = ObjectiveConfig()
     """The task cost."""
 
@@ -119,6 +126,15 @@ class CEMConfig:
         _positive("init_std", self.init_std)
         _positive("warm_init_std", self.warm_init_std)
         _non_negative("min_std", self.min_std)
+        if not (isinstance(self.noise_beta, int | float) and 0 <= self.noise_beta <= 4):
+            raise ValueError(f"noise_beta must be a number in [0, 4], got {self.noise_beta!r}")
+        if not (isinstance(self.keep_elites, int | float) and 0 <= self.keep_elites <= 1):
+            raise ValueError(f"keep_elites must be a number in [0, 1], got {self.keep_elites!r}")
+
+    @property
+    def kept(self) -> int:
+        """Elites carried into the next iteration (at most samples - 1: the mean is sample 0)."""
+        return min(round(self.keep_elites * self.elites), self.samples - 1)
 
     def resized(self, samples: int) -> CEMConfig:
         """The same search with ``samples`` candidates; the best tenth (at least 1) are elites."""
