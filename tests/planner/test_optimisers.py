@@ -23,6 +23,7 @@ from planner import (
     shift_plan,
 )
 from planner.analytic import PointMassModel
+from planner.cem import coloured
 from planner.config import OptimiserConfig
 
 PROBLEMS = [
@@ -34,10 +35,11 @@ TOLERANCE_PX = 2.0
 #: Optimiser, its config, and the iterations it is given to reach the optimum within TOLERANCE_PX.
 OPTIMISERS: list[tuple[OptimiserConfig, int]] = [
     (CEMConfig(), 30),
+    (CEMConfig(noise_beta=2.0, keep_elites=0.3), 30),
     (MPPIConfig(), 30),
     (GradientConfig(), 100),
 ]
-IDS = ["cem", "mppi", "gradient"]
+IDS = ["cem", "icem", "mppi", "gradient"]
 
 RequestFactory = Callable[..., PlanRequest]  # the `request_for` fixture (conftest.py)
 
@@ -129,8 +131,9 @@ def _plan(
     )
 
 
-SMALL = [
+SMALL: list[OptimiserConfig] = [
     CEMConfig(samples=32, elites=4),
+    CEMConfig(samples=32, elites=4, noise_beta=2.0, keep_elites=0.5),
     MPPIConfig(samples=32, elites=4),
     GradientConfig(restarts=3),
 ]
@@ -236,6 +239,41 @@ def test_configs_validate() -> None:
         Budget(max_iterations=0)
     with pytest.raises(ValueError, match="beta1"):
         GradientConfig(beta1=1.0)
+    with pytest.raises(ValueError, match="noise_beta"):
+        CEMConfig(noise_beta=-1.0)
+    with pytest.raises(ValueError, match="keep_elites"):
+        CEMConfig(keep_elites=1.5)
+    assert CEMConfig(samples=4, elites=4, keep_elites=1.0).kept == 3  # the mean stays sample 0
+
+
+def test_kept_elites_make_each_iteration_no_worse(
+    request_for: RequestFactory, model: PointMassModel
+) -> None:
+    """The best kept elite is scored again, so an iteration's best cost never goes up."""
+    budget = Budget(max_iterations=15)
+    requests = [request_for(s, g, budget=budget, seed=i) for i, (s, g) in enumerate(PROBLEMS)]
+    kept = CEMConfig(samples=16, elites=4, keep_elites=0.5)
+    for p in _plans(plan_batch(model, requests, kept)):
+        assert all(b <= a + 1e-12 for a, b in zip(p.trace, p.trace[1:], strict=False)), p.trace
+    # Without them a small search does lose its best sequence now and then.
+    plain = _plans(plan_batch(model, requests, CEMConfig(samples=16, elites=4)))
+    assert any(b > a for p in plain for a, b in zip(p.trace, p.trace[1:], strict=False))
+
+
+@pytest.mark.parametrize("beta", [0.0, 1.0, 2.0, 2.5])
+@pytest.mark.parametrize("steps", [1, 2, 5, 24, 25])
+def test_coloured_noise_has_unit_variance_and_its_colour(beta: float, steps: int) -> None:
+    gen = torch.Generator().manual_seed(0)
+    white = torch.randn(40_000, steps, generator=gen, dtype=torch.float64)
+    x = coloured(white, beta)
+    assert x.shape == white.shape
+    assert torch.allclose(x.std(0), torch.ones(steps, dtype=torch.float64), atol=0.03)
+    assert x.mean().abs() < 0.02
+    if steps < 5:
+        return
+    lag1 = (x[:, :-1] * x[:, 1:]).mean().item()
+    # White noise is uncorrelated in time; 1/f^2 noise is mostly the slow drift.
+    assert (lag1 < 0.03) if beta == 0 else (lag1 > 0.15 * beta)
 
 
 @pytest.mark.parametrize("config", [CEMConfig(horizon=3, init_std=2.0), MPPIConfig(horizon=3)])
