@@ -82,6 +82,12 @@ def eval_oracle(  # noqa: PLR0917 - typer maps each parameter to an option
     warm_start: Annotated[
         bool, typer.Option(help="Warm-start each plan from the last, as the service's session.")
     ] = True,
+    noise_beta: Annotated[
+        float, typer.Option(min=0.0, max=4.0, help="Colour of the sampling noise (0: white).")
+    ] = 0.0,
+    keep_elites: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of elites kept between iterations.")
+    ] = 0.0,
     out: Annotated[Path, typer.Option(help="Results JSON.")] = Path("artifacts/eval/oracle.json"),
 ) -> None:
     """Upper bound of the loop: CEM with the simulator as the model and the bundle's cost.
@@ -94,7 +100,14 @@ def eval_oracle(  # noqa: PLR0917 - typer maps each parameter to an option
 
     try:
         config = OracleConfig(
-            horizon, samples, iterations, proprio_weight, init_std=init_std, warm_start=warm_start
+            horizon,
+            samples,
+            iterations,
+            proprio_weight,
+            init_std=init_std,
+            warm_start=warm_start,
+            noise_beta=noise_beta,
+            keep_elites=keep_elites,
         )
         result = evaluate_oracle(
             bundle, config, episodes, seed=seed, goal_steps=goal_steps, max_steps=max_steps

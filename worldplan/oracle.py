@@ -1,14 +1,15 @@
 """The planning loop's upper bound: the same goals, CEM and cost, with a perfect model.
 
-:class:`OracleController` plans every chunk with CEM as the service does (samples drawn
-in the bundle's normalised action space, a tenth of them refit the Gaussian, the mean
-is the plan, and the next plan is warm-started as the service's MPC session does: the
-previous plan shifted by what was executed, padded with its last action, searched
-with the warm spread), but each candidate is rolled out in a private copy of the simulator from
-the episode's true state, and its last frame is scored with the bundle's frozen encoder
-against the goal image, plus ``proprio_weight`` times the normalised proprio distance to
-the goal's. What it reaches bounds what any learned predictor can reach with this
-encoder, cost and search budget; the gap to ``worldplan eval`` is the model's share.
+:class:`OracleController` plans every chunk with CEM as the service does (samples
+drawn in the bundle's normalised action space with the same noise, the mean scored as
+sample 0, a tenth of them refit the Gaussian, the mean is the plan, and the next plan
+is warm-started as the service's MPC session does: the previous plan shifted by what
+was executed, padded with its last action, searched with the warm spread), but each
+candidate is rolled out in a private copy of the simulator from the episode's true
+state, and its last frame is scored with the bundle's frozen encoder against the goal
+image, plus ``proprio_weight`` times the normalised proprio distance to the goal's.
+What it reaches bounds what any learned predictor can reach with this encoder, cost
+and search budget; the gap to ``worldplan eval`` is the model's share.
 
 It reads the simulator's state, so it is a diagnostic, never a controller to deploy.
 """
@@ -30,6 +31,7 @@ from clients.goals import GOAL_STEPS_DEFAULT, Goal, episode_limit, make_goal, wo
 from clients.seeds import EVAL_SEED_BASE, episode_seeds
 from clients.stats import summarise
 from planner import shift_plan
+from planner.cem import coloured
 from planner.config import CEMConfig
 from world_model.bundle import read_manifest
 from world_model.encoders import load_encoder
@@ -53,6 +55,10 @@ class OracleConfig:
     """Initial std of the sampling, in normalised action units (the service's CEM: 1)."""
     warm_start: bool = True
     """Warm-start each plan from the previous one, as the service's MPC session does."""
+    noise_beta: float = 0.0
+    """Colour of the sampling noise along the env steps (``CEMConfig.noise_beta``)."""
+    keep_elites: float = 0.0
+    """Fraction of the elites carried into the next iteration (``CEMConfig.keep_elites``)."""
 
     def __post_init__(self) -> None:
         for name in ("horizon", "samples", "iterations"):
@@ -68,8 +74,13 @@ class OracleConfig:
             )
 
     def cem(self) -> CEMConfig:
-        """The service's CEM with this horizon, sample count and initial std."""
-        return CEMConfig(horizon=self.horizon, init_std=self.init_std).resized(self.samples)
+        """The service's CEM with this horizon, sample count, initial std and noise."""
+        return CEMConfig(
+            horizon=self.horizon,
+            init_std=self.init_std,
+            noise_beta=self.noise_beta,
+            keep_elites=self.keep_elites,
+        ).resized(self.samples)
 
 
 class OracleController:
@@ -133,6 +144,14 @@ class OracleController:
         mu = (shifted - self._action_mean) / self._action_std
         return mu, np.full_like(mu, cem.warm_init_std)
 
+    def _noise(self, shape: tuple[int, ...]) -> NDArray[np.float64]:
+        """Unit-variance noise (samples, H, frameskip * A), coloured along the env steps."""
+        h, d = shape
+        fs, a = self.frameskip, d // self.frameskip
+        white = self._rng.standard_normal((self.config.samples, a, h * fs))
+        eps = coloured(torch.from_numpy(white), self.config.noise_beta).numpy()
+        return eps.reshape(-1, a, h, fs).transpose(0, 2, 3, 1).reshape(-1, h, d)
+
     def _cost(self, start: NDArray[np.float64], actions: NDArray[np.float64]) -> NDArray[Any]:
         """Cost (S,) of env action sequences (S, T, A) rolled out from ``start``."""
         sim, frames, proprio = self._sim, [], []
@@ -162,13 +181,18 @@ class OracleController:
         low, high = np.tile(space.low, fs), np.tile(space.high, fs)  # (fs * A,)
         mu, std = self.initial_search()  # normalised planning actions
         best_cost = float("inf")
+        kept = np.empty((0, *mu.shape))
         for _ in range(c.iterations):
-            z = mu + std * self._rng.standard_normal((c.samples, *mu.shape))
+            z = mu + std * self._noise(mu.shape)
+            z[0] = mu  # the mean is scored, as the service's CEM does
+            z[1 : 1 + len(kept)] = kept
             env_actions = np.clip(z * self._action_std + self._action_mean, low, high)
+            z = (env_actions - self._action_mean) / self._action_std  # what was scored
             cost = self._cost(start, env_actions.reshape(c.samples, c.horizon * fs, -1))
-            order = np.argsort(cost)[: cem.elites]
+            order = np.argsort(cost, kind="stable")[: cem.elites]
             best_cost = min(best_cost, float(cost[order[0]]))
             mu, std = z[order].mean(axis=0), np.maximum(z[order].std(axis=0), cem.min_std)
+            kept = z[order[: cem.kept]]
         plan = np.clip(mu * self._action_std + self._action_mean, low, high)
         self._plan, self._executed = plan, 0
         ms = (time.perf_counter() - t0) * 1000.0

@@ -76,3 +76,16 @@ def test_oracle_warm_starts_as_the_service_session_does() -> None:
 def test_oracle_config_refuses_bad_values(field: str, value: float) -> None:
     with pytest.raises(ValueError, match=field):
         OracleConfig(**{field: value})  # type: ignore[arg-type]
+
+
+def test_oracle_noise_is_coloured_along_env_steps_per_action_dim() -> None:
+    bundle = ROOT / "models" / "maze-umaze"
+    config = OracleConfig(samples=4000, iterations=1, noise_beta=2.0, keep_elites=0.3)
+    controller = OracleController(bundle, config)
+    fs = controller.frameskip
+    eps = controller._noise((5, 2 * fs)).reshape(4000, 5 * fs, 2)  # (S, env steps, A)
+    assert np.allclose(eps.std(0), 1.0, atol=0.06)
+    lag1 = (eps[:, :-1] * eps[:, 1:]).mean(0)  # (env steps - 1, A)
+    assert np.all(lag1 > 0.6)  # every pair of neighbouring env steps, planning-step edges too
+    assert abs((eps[..., 0] * eps[..., 1]).mean()) < 0.05  # the two axes are independent
+    assert OracleConfig(keep_elites=0.3).cem().kept == 3  # 0.3 of 100 samples' 10 elites

@@ -23,7 +23,7 @@ from planner import (
     shift_plan,
 )
 from planner.analytic import PointMassModel
-from planner.cem import coloured
+from planner.cem import CEM, coloured
 from planner.config import OptimiserConfig
 
 PROBLEMS = [
@@ -298,3 +298,21 @@ def test_a_model_in_training_mode_is_refused(request_for: RequestFactory) -> Non
         plan_batch(m, [req], CEMConfig())
     m.eval()
     assert isinstance(plan_batch(m, [req], CEMConfig(samples=8, elites=2))[0], Plan)
+
+
+def test_search_noise_is_coloured_along_env_steps(
+    request_for: RequestFactory, model: PointMassModel
+) -> None:
+    from planner.api import make_optimiser  # noqa: PLC0415
+    from planner.problem import Problem  # noqa: PLC0415
+
+    config = CEMConfig(noise_beta=2.0)
+    problem = Problem(model, [request_for((1.0, 1.0), (2.0, 2.0))], config.objective, 5)
+    search = make_optimiser(config, problem)
+    assert isinstance(search, CEM)
+    eps = search.noise(torch.tensor([0]), 4000)  # (1, S, H, fs * 2)
+    steps = eps.reshape(4000, 5 * model.frameskip, 2)  # (S, env steps, A)
+    assert torch.allclose(steps.std(0), torch.ones(()), atol=0.06)
+    lag1 = (steps[:, :-1] * steps[:, 1:]).mean(0)  # neighbouring env steps, per axis
+    assert bool((lag1 > 0.6).all())
+    assert abs(float((steps[..., 0] * steps[..., 1]).mean())) < 0.05
