@@ -153,6 +153,14 @@ def eval_command(  # noqa: PLR0917 - typer maps each parameter to an option
         int | None,
         typer.Option(min=2, help="Sequences per iteration (CEM/MPPI samples, gradient restarts)."),
     ] = None,
+    noise_beta: Annotated[
+        float | None,
+        typer.Option(min=0.0, max=4.0, help="CEM noise colour, 0 white (default: the server's)."),
+    ] = None,
+    keep_elites: Annotated[
+        float | None,
+        typer.Option(min=0.0, max=1.0, help="CEM elites kept per iteration (default: server's)."),
+    ] = None,
     proprio_weight: Annotated[
         float | None,
         typer.Option(
@@ -193,6 +201,8 @@ def eval_command(  # noqa: PLR0917 - typer maps each parameter to an option
             budgets=_parse_budgets(budgets),
             horizon=horizon,
             samples=samples,
+            noise_beta=noise_beta,
+            keep_elites=keep_elites,
             proprio_weight=proprio_weight,
             baselines=baselines,
             video_dir=video,

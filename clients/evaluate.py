@@ -63,6 +63,8 @@ class EvalConfig:
         budgets: Optimiser iterations per plan; None in the tuple is the server default.
         horizon: Planning horizon; None is the server default.
         samples: Sequences per optimiser iteration; None is the server default.
+        noise_beta: CEM's sampling-noise colour; None is the server default.
+        keep_elites: CEM's share of elites kept between iterations; None is the server's.
         proprio_weight: Weight of the goal-proprio distance in the cost; None is the
             server's default for the env.
         baselines: Also run the random and no-op baselines.
@@ -85,6 +87,8 @@ class EvalConfig:
     budgets: tuple[int | None, ...] = (None,)
     horizon: int | None = None
     samples: int | None = None
+    noise_beta: float | None = None
+    keep_elites: float | None = None
     proprio_weight: float | None = None
     baselines: bool = True
     video_dir: Path | None = None
@@ -100,6 +104,8 @@ class EvalConfig:
             raise ValueError(f"budgets must be iteration counts >= 1, got {self.budgets}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
+        if self.planner != "cem" and (self.noise_beta is not None or self.keep_elites is not None):
+            raise ValueError("noise_beta and keep_elites apply to planner 'cem' only")
 
 
 @dataclass
@@ -137,6 +143,8 @@ class EvalResult:
             "budgets": list(c.budgets),
             "horizon": c.horizon,
             "samples": c.samples,
+            "noise_beta": c.noise_beta,
+            "keep_elites": c.keep_elites,
             "proprio_weight": c.proprio_weight,
             "summaries": [s.to_json() for s in self.planned],
             "baselines": [s.to_json() for s in self.baselines],
@@ -192,6 +200,8 @@ def _controllers(client: WorldplanClient, config: EvalConfig, model: ModelInfo) 
             planner=config.planner,
             horizon=config.horizon,
             samples=config.samples,
+            noise_beta=config.noise_beta,
+            keep_elites=config.keep_elites,
             proprio_weight=config.proprio_weight,
             budget=Budget(iterations=budget),
         )

@@ -76,6 +76,8 @@ class PlanOptions(_Request):
     planner: PlannerName = "cem"
     horizon: int | None = Field(default=None, ge=1, le=16)
     samples: int | None = Field(default=None, ge=2, le=1024)
+    noise_beta: float | None = Field(default=None, ge=0, le=4, allow_inf_nan=False)
+    keep_elites: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
     budget: Budget = Field(default_factory=Budget)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     guardrails: Guardrails | None = None

@@ -55,16 +55,36 @@ def proprio_weight(env_id: str, requested: float | None, has_goal_proprio: bool)
     return requested
 
 
+#: The service's CEM noise when a request names none: ``CEMConfig.noise_beta`` and
+#: ``keep_elites`` (0 and 0: DINO-WM's white noise and fresh samples every iteration).
+DEFAULT_CEM_NOISE_BETA = 0.0
+DEFAULT_CEM_KEEP_ELITES = 0.0
+
+
 def optimiser_config(
     name: OptimiserName,
     horizon: int | None,
     samples: int | None = None,
     proprio_weight: float = 0.0,
+    *,
+    noise_beta: float | None = None,
+    keep_elites: float | None = None,
 ) -> OptimiserConfig:
-    """The optimiser's defaults with the request's horizon, sample count and proprio weight."""
+    """The optimiser's defaults with the request's horizon, samples, proprio weight, noise.
+
+    ``noise_beta`` and ``keep_elites`` are CEM's; None takes the service's default.
+
+    Raises:
+        ValueError: ``noise_beta`` or ``keep_elites`` for a planner other than CEM.
+    """
     config: OptimiserConfig
+    if name != "cem" and (noise_beta is not None or keep_elites is not None):
+        raise ValueError(f"noise_beta and keep_elites apply to planner 'cem' only, not {name!r}")
     if name == "cem":
-        config = CEMConfig()
+        config = CEMConfig(
+            noise_beta=DEFAULT_CEM_NOISE_BETA if noise_beta is None else noise_beta,
+            keep_elites=DEFAULT_CEM_KEEP_ELITES if keep_elites is None else keep_elites,
+        )
     elif name == "mppi":
         config = MPPIConfig()
     else:

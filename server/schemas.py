@@ -108,6 +108,23 @@ class PlanOptions(_Strict):
         description="Sequences per iteration: CEM/MPPI samples (elites are a tenth, at least "
         "1) or gradient restarts. Default: the optimiser's (CEM 300, MPPI 512, gradient 8).",
     )
+    noise_beta: float | None = Field(
+        default=None,
+        ge=0,
+        le=4,
+        allow_inf_nan=False,
+        description="CEM only: colour of the sampling noise along the env steps, power "
+        "spectral density 1/f^noise_beta (0: white, as DINO-WM; 2: iCEM's smooth pushes). "
+        "Default: the service's.",
+    )
+    keep_elites: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description="CEM only: fraction of an iteration's elites carried into the next "
+        "iteration's samples (iCEM: 0.3). Default: the service's.",
+    )
     budget: BudgetSpec = Field(default_factory=BudgetSpec)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     guardrails: GuardrailTightening | None = None

@@ -148,7 +148,14 @@ def _build_job(
         weight = proprio_weight(
             loaded.env_id, options.proprio_weight, options.goal_proprio is not None
         )
-        config = optimiser_config(options.planner, options.horizon, options.samples, weight)
+        config = optimiser_config(
+            options.planner,
+            options.horizon,
+            options.samples,
+            weight,
+            noise_beta=options.noise_beta,
+            keep_elites=options.keep_elites,
+        )
         budget = budget_from(
             options.budget, options.planner, cfg.max_budget_iterations, cfg.max_budget_ms
         )

@@ -194,7 +194,9 @@ def test_eval_command_in_process_through_the_app_factory(tmp_path: Path) -> None
         out = tmp_path / "r.json"
         args = ["eval", "--env", "pusht", "--episodes", "1", "--max-steps", "2", "--budgets", "1"]
         args += ["--horizon", "1", "--no-baselines", "--no-proprio", "--out", str(out)]
+        args += ["--noise-beta", "2", "--keep-elites", "0.3"]
         result = CliRunner().invoke(app, args)
+        wrong = CliRunner().invoke(app, [*args, "--planner", "gradient"])
     finally:
         clients.cli.set_app_factory(None)
     assert result.exit_code == 0, result.output
@@ -202,6 +204,9 @@ def test_eval_command_in_process_through_the_app_factory(tmp_path: Path) -> None
     data = json.loads(out.read_text())
     assert data["model"]["name"] == MODEL
     assert data["episodes"][0]["steps"] == 2
+    assert (data["noise_beta"], data["keep_elites"]) == (2.0, 0.3)
+    assert wrong.exit_code != 0
+    assert "'cem' only" in wrong.output
 
 
 def test_failed_startup_is_reported() -> None:

@@ -250,3 +250,29 @@ def test_proprio_weight_default_applies_only_with_a_goal_proprio(
         planning.proprio_weight("worldplan/Maze-v0", 0.5, has_goal_proprio=False)
     cem = optimiser_config("cem", None, None, 2.0)
     assert cem.objective.alpha == 2.0
+
+
+def test_cem_noise_options_reach_the_planner_and_only_cem_takes_them(
+    client: TestClient,
+) -> None:
+    cem = optimiser_config("cem", None, 40, noise_beta=2.5, keep_elites=0.5)
+    assert (cem.noise_beta, cem.keep_elites, cem.kept) == (2.5, 0.5, 2)  # type: ignore[union-attr]
+    default = optimiser_config("cem", None)
+    assert default.noise_beta == planning.DEFAULT_CEM_NOISE_BETA  # type: ignore[union-attr]
+    assert default.keep_elites == planning.DEFAULT_CEM_KEEP_ELITES  # type: ignore[union-attr]
+    with pytest.raises(ValueError, match="'cem' only"):
+        optimiser_config("mppi", None, noise_beta=1.0)
+    # The same seed plans differently with coloured noise: the option is not dropped on the way.
+    white = client.post("/v1/plan", json=plan_body(samples=16, noise_beta=0.0, keep_elites=0.0))
+    pink = client.post("/v1/plan", json=plan_body(samples=16, noise_beta=2.0, keep_elites=0.3))
+    assert white.status_code == 200, white.text
+    assert pink.status_code == 200, pink.text
+    assert white.json()["actions"] != pink.json()["actions"]
+    for bad in (
+        {"noise_beta": 5.0},
+        {"keep_elites": -0.1},
+        {"planner": "gradient", "noise_beta": 1},
+    ):
+        r = client.post("/v1/plan", json=plan_body(**bad))
+        assert r.status_code == 422, (bad, r.text)
+        assert ("noise_beta" if "noise_beta" in bad else "keep_elites") in r.json()["detail"]
