@@ -11,7 +11,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -88,6 +88,10 @@ def eval_oracle(  # noqa: PLR0917 - typer maps each parameter to an option
     keep_elites: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Share of elites kept between iterations.")
     ] = 0.0,
+    cost: Annotated[
+        Literal["encoder", "state"],
+        typer.Option(help="Score with the bundle's encoder or the env's own success error."),
+    ] = "encoder",
     out: Annotated[Path, typer.Option(help="Results JSON.")] = Path("artifacts/eval/oracle.json"),
 ) -> None:
     """Upper bound of the loop: CEM with the simulator as the model and the bundle's cost.
@@ -108,6 +112,7 @@ def eval_oracle(  # noqa: PLR0917 - typer maps each parameter to an option
             warm_start=warm_start,
             noise_beta=noise_beta,
             keep_elites=keep_elites,
+            cost=cost,
         )
         result = evaluate_oracle(
             bundle, config, episodes, seed=seed, goal_steps=goal_steps, max_steps=max_steps

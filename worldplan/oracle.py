@@ -11,6 +11,11 @@ image, plus ``proprio_weight`` times the normalised proprio distance to the goal
 What it reaches bounds what any learned predictor can reach with this encoder, cost
 and search budget; the gap to ``worldplan eval`` is the model's share.
 
+With ``cost="state"`` the candidates are scored instead by the env's own success
+error in units of its thresholds (:func:`state_error`): the search alone, with a
+perfect model and a perfect cost, which separates the encoder cost's share of the
+failures from the search budget's.
+
 It reads the simulator's state, so it is a diagnostic, never a controller to deploy.
 """
 
@@ -19,7 +24,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -33,8 +38,30 @@ from clients.stats import summarise
 from planner import shift_plan
 from planner.cem import coloured
 from planner.config import CEMConfig
+from sims.granular import SUCCESS_CHAMFER
+from sims.maze import SUCCESS_DISTANCE
+from sims.pusht import SUCCESS_ANGLE, SUCCESS_POS_PX
 from world_model.bundle import read_manifest
 from world_model.encoders import load_encoder
+
+OracleCost = Literal["encoder", "state"]
+
+
+def state_error(env_id: str, layout: str, score: dict[str, float | bool]) -> float:
+    """The env's success error in units of its thresholds, squared and summed.
+
+    push-T: ``(pos_error / 20 px)^2 + (angle_error / (pi / 9))^2``; the maze:
+    ``(distance / success distance of the layout)^2``; granular: ``(chamfer / 0.25)^2``.
+    Every term is below 1 when the success check holds.
+    """
+    if env_id == "worldplan/PushT-v0":
+        pos, angle = float(score["pos_error"]), float(score["angle_error"])
+        return (pos / SUCCESS_POS_PX) ** 2 + (angle / SUCCESS_ANGLE) ** 2
+    if env_id == "worldplan/Maze-v0":
+        return (float(score["distance"]) / SUCCESS_DISTANCE[layout]) ** 2
+    if env_id == "worldplan/Granular-v0":
+        return (float(score["chamfer"]) / SUCCESS_CHAMFER) ** 2
+    raise ValueError(f"no state cost for env {env_id!r}")
 
 
 @dataclass(frozen=True)
@@ -59,6 +86,9 @@ class OracleConfig:
     """Colour of the sampling noise along the env steps (``CEMConfig.noise_beta``)."""
     keep_elites: float = 0.0
     """Fraction of the elites carried into the next iteration (``CEMConfig.keep_elites``)."""
+    cost: OracleCost = "encoder"
+    """Score candidates with the bundle's encoder (the service's cost) or the env's own
+    success error (:func:`state_error`)."""
 
     def __post_init__(self) -> None:
         for name in ("horizon", "samples", "iterations"):
@@ -68,6 +98,8 @@ class OracleConfig:
         if self.samples < 2:
             raise ValueError(f"samples must be >= 2, got {self.samples}")
         self.cem()  # checks init_std as the service's CEM does
+        if self.cost not in ("encoder", "state"):
+            raise ValueError(f"cost must be 'encoder' or 'state', got {self.cost!r}")
         if not np.isfinite(self.proprio_weight) or self.proprio_weight < 0:
             raise ValueError(
                 f"proprio_weight must be a finite number >= 0, got {self.proprio_weight}"
@@ -154,6 +186,8 @@ class OracleController:
 
     def _cost(self, start: NDArray[np.float64], actions: NDArray[np.float64]) -> NDArray[Any]:
         """Cost (S,) of env action sequences (S, T, A) rolled out from ``start``."""
+        if self.config.cost == "state":
+            return self._state_cost(start, actions)
         sim, frames, proprio = self._sim, [], []
         for seq in actions:
             sim.set_state(start)
@@ -168,6 +202,20 @@ class OracleController:
             diff = (np.asarray(proprio, np.float64) - self._goal_proprio) / self._proprio_std
             cost = cost + self.config.proprio_weight * np.square(diff).mean(axis=1)
         return np.asarray(cost)
+
+    def _state_cost(
+        self, start: NDArray[np.float64], actions: NDArray[np.float64]
+    ) -> NDArray[np.float64]:
+        """The env's success error (S,) at the end of each sequence (S, T, A) from ``start``."""
+        sim, layout = self._sim, str(self.env_options.get("layout", "umaze"))
+        goal, errors = sim.goal_state, []
+        for seq in actions:
+            sim.set_state(start)
+            for action in seq:
+                sim.step(action.astype(np.float32))
+            score = sim.evaluate_state(sim.get_state(), goal)
+            errors.append(state_error(self.env_id, layout, score))
+        return np.asarray(errors, np.float64)
 
     def act(self, obs: Obs) -> Chunk:
         """Plan ``horizon`` planning steps from the true state; return all their actions."""

@@ -9,7 +9,7 @@ import pytest
 
 from clients.goals import make_goal
 from world_model.bundle import read_manifest
-from worldplan.oracle import OracleConfig, OracleController, evaluate_oracle
+from worldplan.oracle import OracleConfig, OracleController, evaluate_oracle, state_error
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -89,3 +89,31 @@ def test_oracle_noise_is_coloured_along_env_steps_per_action_dim() -> None:
     assert np.all(lag1 > 0.6)  # every pair of neighbouring env steps, planning-step edges too
     assert abs((eps[..., 0] * eps[..., 1]).mean()) < 0.05  # the two axes are independent
     assert OracleConfig(keep_elites=0.3).cem().kept == 3  # 0.3 of 100 samples' 10 elites
+
+
+@pytest.mark.parametrize(
+    ("env_id", "layout", "inside", "outside"),
+    [
+        ("worldplan/PushT-v0", "", {"pos_error": 19.9, "angle_error": 0.0}, {"pos_error": 20.1}),
+        ("worldplan/PushT-v0", "", {"pos_error": 0.0, "angle_error": 0.34}, {"angle_error": 0.36}),
+        ("worldplan/Maze-v0", "tworoom", {"distance": 4.4}, {"distance": 4.6}),
+        ("worldplan/Maze-v0", "umaze", {"distance": 0.49}, {"distance": 0.51}),
+        ("worldplan/Granular-v0", "", {"chamfer": 0.24}, {"chamfer": 0.26}),
+    ],
+)
+def test_state_error_crosses_one_at_the_success_threshold(
+    env_id: str, layout: str, inside: dict[str, float], outside: dict[str, float]
+) -> None:
+    assert state_error(env_id, layout, inside) < 1.0
+    assert state_error(env_id, layout, {**inside, **outside}) > 1.0
+
+
+def test_state_cost_oracle_reaches_umaze_goals() -> None:
+    config = OracleConfig(samples=40, iterations=4, cost="state")
+    result = evaluate_oracle(ROOT / "models" / "maze-umaze", config, episodes=2, max_steps=50)
+    assert result["summary"]["successes"] == 2, result["summary"]
+    assert result["config"]["cost"] == "state"
+    with pytest.raises(ValueError, match="no state cost"):
+        state_error("worldplan/Other-v0", "", {})
+    with pytest.raises(ValueError, match="cost must be"):
+        OracleConfig(cost="pixels")  # type: ignore[arg-type]
