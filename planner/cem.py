@@ -41,6 +41,20 @@ def coloured(white: Tensor, beta: float) -> Tensor:
     return out
 
 
+def coloured_actions(white: Tensor, beta: float, frameskip: int) -> Tensor:
+    """Planning-action noise (..., H, frameskip * a) coloured along the env steps.
+
+    A planning action is ``frameskip`` env actions side by side, so the colour's time
+    axis is the ``H * frameskip`` env steps of a sequence, per env-action dim: ``white``
+    is standard normal (..., a, H * frameskip), coloured by :func:`coloured` and laid
+    out as planning actions.
+    """
+    *lead, a, t = white.shape
+    h = t // frameskip
+    eps = coloured(white, beta).reshape(*lead, a, h, frameskip)  # (..., a, H, fs)
+    return eps.movedim(-3, -1).reshape(*lead, h, frameskip * a)  # (..., H, fs a)
+
+
 class GaussianSearch:
     """A diagonal Gaussian per request in normalised action space, shared by CEM and MPPI.
 
@@ -70,23 +84,14 @@ class GaussianSearch:
         return p.clamp(p.denormalise(x), rows)
 
     def noise(self, rows: Tensor, samples: int) -> Tensor:
-        """Unit-variance noise (R', S, H, A): white, or coloured along the env steps.
-
-        A planning action is ``frameskip`` env actions side by side, so the time axis of
-        the colour is the ``H * frameskip`` env steps of a sequence, per env-action dim.
-        """
+        """Unit-variance noise (R', S, H, A): white, or coloured along the env steps."""
         p = self.problem
         h, a = self.mean.shape[1:]
         if self.noise_beta == 0:
             return p.randn(rows, (samples, h, a))
         fs = p.model.frameskip
         white = p.randn(rows, (samples, a // fs, h * fs))  # (R', S, a, H fs)
-        eps = coloured(white, self.noise_beta)
-        return (
-            eps.reshape(*eps.shape[:2], a // fs, h, fs)
-            .permute(0, 1, 3, 4, 2)
-            .reshape(*eps.shape[:2], h, a)
-        )
+        return coloured_actions(white, self.noise_beta, fs)
 
     def candidate(self) -> Tensor:
         """The optimiser's answer for every request: the clamped mean (R, H, A) in env units."""

@@ -36,7 +36,7 @@ from clients.goals import GOAL_STEPS_DEFAULT, Goal, episode_limit, make_goal, wo
 from clients.seeds import EVAL_SEED_BASE, episode_seeds
 from clients.stats import summarise
 from planner import shift_plan
-from planner.cem import coloured
+from planner.cem import coloured_actions
 from planner.config import CEMConfig
 from sims.granular import SUCCESS_CHAMFER
 from sims.maze import SUCCESS_DISTANCE
@@ -181,8 +181,7 @@ class OracleController:
         h, d = shape
         fs, a = self.frameskip, d // self.frameskip
         white = self._rng.standard_normal((self.config.samples, a, h * fs))
-        eps = coloured(torch.from_numpy(white), self.config.noise_beta).numpy()
-        return eps.reshape(-1, a, h, fs).transpose(0, 2, 3, 1).reshape(-1, h, d)
+        return coloured_actions(torch.from_numpy(white), self.config.noise_beta, fs).numpy()
 
     def _cost(self, start: NDArray[np.float64], actions: NDArray[np.float64]) -> NDArray[Any]:
         """Cost (S,) of env action sequences (S, T, A) rolled out from ``start``."""
