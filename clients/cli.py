@@ -149,6 +149,15 @@ def eval_command(  # noqa: PLR0917 - typer maps each parameter to an option
         str | None, typer.Option(help="Optimiser iterations per plan, e.g. 10,30,100.")
     ] = None,
     horizon: Annotated[int | None, typer.Option(min=1, help="Planning horizon.")] = None,
+    replan_horizon: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=16,
+            help="Horizon of a plan after the previous one ran to its end without reaching "
+            "the goal (default: the env's, push-T 10; 0: the first plan's).",
+        ),
+    ] = None,
     samples: Annotated[
         int | None,
         typer.Option(min=2, help="Sequences per iteration (CEM/MPPI samples, gradient restarts)."),
@@ -167,6 +176,10 @@ def eval_command(  # noqa: PLR0917 - typer maps each parameter to an option
             min=0.0, help="Weight of the goal-proprio distance in the cost (default: the env's)."
         ),
     ] = None,
+    door_waypoint: Annotated[
+        bool,
+        typer.Option(help="Two-room: aim the proprio cost past the door, wall in the way."),
+    ] = True,
     baselines: Annotated[bool, typer.Option(help="Also run random and no-op.")] = True,
     proprio: Annotated[
         bool, typer.Option(help="Send proprio (off for models trained without it).")
@@ -200,10 +213,12 @@ def eval_command(  # noqa: PLR0917 - typer maps each parameter to an option
             max_steps=max_steps,
             budgets=_parse_budgets(budgets),
             horizon=horizon,
+            replan_horizon=replan_horizon,
             samples=samples,
             noise_beta=noise_beta,
             keep_elites=keep_elites,
             proprio_weight=proprio_weight,
+            door_waypoint=door_waypoint,
             baselines=baselines,
             video_dir=video,
             send_proprio=proprio,

@@ -4,6 +4,12 @@ A session remembers the last plan's warm-start token and how many env steps
 were executed since, and turns them into the ``warm_start`` of the next
 request (planning steps = env steps / frameskip). A token the server no longer
 knows (evicted) is dropped and the plan is asked again cold.
+
+``replan_horizon`` lets a plan look further ahead when the previous plan was
+executed to its end: the goal was then not reached within one horizon, and what
+is left (a push from another side of the T) is often a longer manoeuvre than the
+previous plan could see. Plans made part-way through the previous one (receding
+horizon, ``executed`` fewer steps than it had) keep the options' horizon.
 """
 
 from __future__ import annotations
@@ -25,10 +31,18 @@ class _SessionState:
     """What both sessions remember between plans."""
 
     def __init__(
-        self, options: PlanOptions, warm_start: bool, upload: Upload, image_format: ImageFormat
+        self,
+        options: PlanOptions,
+        warm_start: bool,
+        upload: Upload,
+        image_format: ImageFormat,
+        replan_horizon: int | None,
     ) -> None:
+        if replan_horizon is not None and replan_horizon < 1:
+            raise ValueError(f"replan_horizon must be >= 1 or None, got {replan_horizon}")
         self.options = options
         self.warm_start = warm_start
+        self.replan_horizon = replan_horizon
         self.upload: Upload = upload
         self.image_format: ImageFormat = image_format
         self.last: PlanResponse | None = None
@@ -45,6 +59,10 @@ class _SessionState:
             raise ValueError(f"env_steps must be >= 0, got {env_steps}")
         self._executed_env_steps += env_steps
 
+    def ran_out(self) -> bool:
+        """Whether the last plan (if any) was executed to its end."""
+        return self.last is not None and self._executed_env_steps >= len(self.last.actions)
+
     def _request_options(
         self, proprio: Sequence[float] | None, goal_proprio: Sequence[float] | None
     ) -> PlanOptions:
@@ -59,6 +77,8 @@ class _SessionState:
             "goal_proprio": None if goal_proprio is None else [float(v) for v in goal_proprio],
             "warm_start": warm,
         }
+        if self.replan_horizon is not None and self.ran_out():
+            update["horizon"] = self.replan_horizon
         return self.options.model_copy(update=update)
 
     def _remember(self, response: PlanResponse) -> PlanResponse:
@@ -77,6 +97,8 @@ class MPCSession(_SessionState):
         warm_start: Whether to seed each plan with the previous one.
         upload: How images are sent (see :meth:`WorldplanClient.plan`).
         image_format: How arrays are encoded.
+        replan_horizon: Horizon of a plan made after the previous one was executed
+            to its end (warm-started from it, padded); None keeps ``options.horizon``.
     """
 
     def __init__(
@@ -87,8 +109,9 @@ class MPCSession(_SessionState):
         warm_start: bool = True,
         upload: Upload = "json",
         image_format: ImageFormat = "png",
+        replan_horizon: int | None = None,
     ) -> None:
-        super().__init__(options, warm_start, upload, image_format)
+        super().__init__(options, warm_start, upload, image_format, replan_horizon)
         self.client = client
 
     def plan(
@@ -129,8 +152,9 @@ class AsyncMPCSession(_SessionState):
         warm_start: bool = True,
         upload: Upload = "json",
         image_format: ImageFormat = "png",
+        replan_horizon: int | None = None,
     ) -> None:
-        super().__init__(options, warm_start, upload, image_format)
+        super().__init__(options, warm_start, upload, image_format, replan_horizon)
         self.client = client
 
     async def plan(

@@ -83,6 +83,7 @@ class PlanOptions(_Request):
     guardrails: Guardrails | None = None
     warm_start: WarmStart | None = None
     door_y: float | None = Field(default=None, allow_inf_nan=False)
+    door_waypoint: bool = True
 
     def body(self) -> dict[str, object]:
         """The JSON body of these options (unset optional fields left out)."""
@@ -113,6 +114,7 @@ class PlanResponse(_Response):
     stopped_because: str
     warm_started: bool
     guardrails_active: list[str]
+    waypoint: list[float] | None = None
     timing: Timing
     warm_start_token: str
     preview_url: str

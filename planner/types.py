@@ -88,16 +88,23 @@ class PlanRefused(RuntimeError):  # noqa: N818 - a refusal, not a programming er
         self.refusal = refusal
 
 
-def shift_plan(plan: Plan | Tensor, executed_steps: int, fill: Tensor | None = None) -> Tensor:
+def shift_plan(
+    plan: Plan | Tensor,
+    executed_steps: int,
+    fill: Tensor | None = None,
+    horizon: int | None = None,
+) -> Tensor:
     """The warm start for the next MPC step: drop the executed rows, pad at the end.
 
     Args:
         plan: A plan or its (H, A) actions.
         executed_steps: Planning steps executed since the plan was made (>= 0).
         fill: (A,) row appended for each dropped one; by default the plan's last row.
+        horizon: Rows of the warm start (the next plan's horizon); None keeps H. The
+            unexecuted rows are cut at ``horizon`` or padded with ``fill`` up to it.
 
     Returns:
-        (H, A) actions in env units.
+        (horizon, A) actions in env units.
     """
     actions = plan.actions if isinstance(plan, Plan) else plan
     if actions.ndim != 2:
@@ -106,10 +113,13 @@ def shift_plan(plan: Plan | Tensor, executed_steps: int, fill: Tensor | None = N
         raise ValueError(f"executed_steps must be an int, got {executed_steps!r}")
     if executed_steps < 0:
         raise ValueError(f"executed_steps must be >= 0, got {executed_steps}")
-    horizon = actions.shape[0]
+    if horizon is None:
+        horizon = actions.shape[0]
+    elif isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
+        raise ValueError(f"horizon must be an int >= 1, got {horizon!r}")
     pad = actions[-1] if fill is None else fill.to(actions)
     if pad.shape != actions.shape[1:]:
         raise ValueError(f"fill must be ({actions.shape[1]},), got {tuple(pad.shape)}")
-    kept = actions[min(executed_steps, horizon) :]  # (H - k, A)
-    tail = pad.expand(horizon - kept.shape[0], -1)  # (k, A)
+    kept = actions[min(executed_steps, actions.shape[0]) :][:horizon]  # (<= horizon, A)
+    tail = pad.expand(horizon - kept.shape[0], -1)  # (horizon - kept, A)
     return torch.cat([kept, tail], dim=0).clone()

@@ -30,6 +30,7 @@ from planner import (
     plan_batch,
 )
 from planner.config import OptimiserConfig
+from planner.waypoints import tworoom_waypoint
 from server.registry import LoadedModel
 from server.schemas import BudgetSpec, GuardrailTightening, OptimiserName
 from world_model.types import Latent
@@ -44,6 +45,31 @@ DEFAULT_ITERATIONS: dict[str, int] = {"cem": 30, "mppi": 30, "gradient": 100}
 #: offline encoder's latent distance is flat once the maze dot or the pusher is more than
 #: a few pixels from its goal, and the proprio (their position) restores a slope there.
 DEFAULT_PROPRIO_WEIGHT: dict[str, float] = {"worldplan/PushT-v0": 1.0, "worldplan/Maze-v0": 1.0}
+
+
+def aimed_goal_proprio(
+    loaded: LoadedModel,
+    proprio: NDArray[np.float32] | None,
+    goal_proprio: NDArray[np.float32] | None,
+    door_y: float | None,
+) -> tuple[NDArray[np.float32] | None, tuple[float, float] | None]:
+    """The goal proprio the cost aims at, and the waypoint if it is not the goal's.
+
+    Two-room maze: while the wall separates ``proprio``'s position from
+    ``goal_proprio``'s, the position is replaced by :func:`planner.waypoints.tworoom_waypoint`
+    (velocities are kept). Other envs, or without both proprios: ``goal_proprio`` unchanged.
+    """
+    geometry = loaded.tworoom_geometry(door_y)
+    if geometry is None or proprio is None or goal_proprio is None:
+        return goal_proprio, None
+    here = (float(proprio[0]), float(proprio[1]))
+    goal = (float(goal_proprio[0]), float(goal_proprio[1]))
+    waypoint = tworoom_waypoint(here, goal, *geometry)
+    if waypoint is None:
+        return goal_proprio, None
+    aimed = goal_proprio.copy()
+    aimed[:2] = waypoint
+    return aimed, waypoint
 
 
 def proprio_weight(env_id: str, requested: float | None, has_goal_proprio: bool) -> float:
@@ -154,12 +180,13 @@ class PlanJob:
     observation: NDArray[np.uint8]  # (H, W, 3)
     goal: NDArray[np.uint8]  # (H, W, 3)
     proprio: NDArray[np.float32] | None  # (P,)
-    goal_proprio: NDArray[np.float32] | None  # (P,)
+    goal_proprio: NDArray[np.float32] | None  # (P,) what the cost aims at
     guardrails: Guardrails
     budget: Budget
     seed: int
     init: Tensor | None  # (H, A) env units
     submitted: float  # time.perf_counter() at arrival
+    waypoint: tuple[float, float] | None = None  # where goal_proprio was moved, if anywhere
 
     @property
     def key(self) -> tuple[str, OptimiserConfig]:

@@ -36,6 +36,14 @@ class LoadedModel:
         """The env the model was trained on."""
         return self.model.spec.env_id
 
+    def tworoom_geometry(self, door_y: float | None = None) -> tuple[float, float] | None:
+        """``(wall_x, door_y)`` of a two-room maze model (door at ``door_y``), else None."""
+        opts = self.model.spec.env_options
+        if self.env_id != "worldplan/Maze-v0" or opts.get("layout", "umaze") != "tworoom":
+            return None
+        door = float(door_y if door_y is not None else opts.get("door_y", 32.0))
+        return float(opts.get("wall_x", 32.0)), door
+
     def hard_guardrails(self, door_y: float | None = None) -> Guardrails:
         """The env's hard guardrails (two-room maze: placed at ``door_y``, else the centre)."""
         opts = self.model.spec.env_options

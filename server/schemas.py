@@ -72,7 +72,11 @@ class BudgetSpec(_Strict):
 
 
 class WarmStart(_Strict):
-    """Seed this plan with the previous one, shifted by the steps executed since."""
+    """Seed this plan with the previous one, shifted by the steps executed since.
+
+    The previous plan may have another horizon: its unexecuted steps are cut at this
+    request's horizon or padded with its last step.
+    """
 
     token: str = Field(min_length=1, max_length=64, description="warm_start_token of a plan.")
     executed_steps: int = Field(default=1, ge=0, le=64, description="Planning steps executed.")
@@ -136,6 +140,12 @@ class PlanOptions(_Strict):
         allow_inf_nan=False,
         description="Two-room maze only: the door's centre (px); it places the wall guardrail.",
     )
+    door_waypoint: bool = Field(
+        default=True,
+        description="Two-room maze only (ignored elsewhere): while the wall separates the "
+        "proprio from the goal_proprio, the proprio cost aims just past the door on the "
+        "goal's side instead of at the goal (the response's waypoint). Needs both proprios.",
+    )
 
     @field_validator("proprio", "goal_proprio")
     @classmethod
@@ -178,6 +188,11 @@ class PlanResponse(_Strict):
     stopped_because: str
     warm_started: bool
     guardrails_active: list[str]
+    waypoint: list[float] | None = Field(
+        default=None,
+        description="Where the proprio cost aimed (env units) when not at goal_proprio: "
+        "the two-room door's far side while the wall is in the way.",
+    )
     timing: Timing
     warm_start_token: str
     preview_url: str

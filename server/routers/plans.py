@@ -20,6 +20,7 @@ from server.images import ImageError, decode_base64_image, decode_image, encode_
 from server.planning import (
     PlanJob,
     PlanOutcome,
+    aimed_goal_proprio,
     budget_from,
     describe,
     optimiser_config,
@@ -127,12 +128,13 @@ def _warm_init(services: Services, options: PlanOptions, horizon: int) -> torch.
     prev = services.plans.get(options.warm_start.token)
     if prev is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "warm_start.token is unknown or has expired")
-    if prev.model != options.model or prev.actions.shape[0] != horizon:
+    if prev.model != options.model:
         raise _unprocessable(
-            f"warm_start.token belongs to model {prev.model!r} with horizon "
-            f"{prev.actions.shape[0]}; this request is {options.model!r} with horizon {horizon}"
+            f"warm_start.token belongs to model {prev.model!r}; this request is {options.model!r}"
         )
-    return shift_plan(prev.actions, options.warm_start.executed_steps)
+    # A longer or shorter horizon than the previous plan's is fine: its unexecuted steps
+    # are cut at the new horizon or padded with its last step.
+    return shift_plan(prev.actions, options.warm_start.executed_steps, horizon=horizon)
 
 
 def _build_job(
@@ -169,18 +171,23 @@ def _build_job(
     def vec(v: list[float] | None) -> np.ndarray | None:
         return None if v is None else np.asarray(v, dtype=np.float32)
 
+    proprio, goal_proprio = vec(options.proprio), vec(options.goal_proprio)
+    waypoint = None
+    if options.door_waypoint:
+        goal_proprio, waypoint = aimed_goal_proprio(loaded, proprio, goal_proprio, options.door_y)
     return PlanJob(
         loaded=loaded,
         config=config,
         observation=obs,
         goal=goal,
-        proprio=vec(options.proprio),
-        goal_proprio=vec(options.goal_proprio),
+        proprio=proprio,
+        goal_proprio=goal_proprio,
         guardrails=rails,
         budget=budget,
         seed=options.seed,
         init=_warm_init(services, options, config.horizon),
         submitted=time.perf_counter(),
+        waypoint=waypoint,
     )
 
 
@@ -206,6 +213,7 @@ def _store(
         stopped_because=result.stopped_because,
         warm_started=result.warm_started,
         guardrails_active=describe(job.guardrails),
+        waypoint=None if job.waypoint is None else list(job.waypoint),
         timing=Timing(
             queue_ms=outcome.queue_ms,
             encode_ms=outcome.encode_ms,

@@ -192,9 +192,9 @@ def test_eval_command_in_process_through_the_app_factory(tmp_path: Path) -> None
     clients.cli.set_app_factory(factory)
     try:
         out = tmp_path / "r.json"
-        args = ["eval", "--env", "pusht", "--episodes", "1", "--max-steps", "2", "--budgets", "1"]
+        args = ["eval", "--env", "pusht", "--episodes", "1", "--max-steps", "6", "--budgets", "1"]
         args += ["--horizon", "1", "--no-baselines", "--no-proprio", "--out", str(out)]
-        args += ["--noise-beta", "2", "--keep-elites", "0.3"]
+        args += ["--noise-beta", "2", "--keep-elites", "0.3", "--replan-horizon", "2"]
         result = CliRunner().invoke(app, args)
         wrong = CliRunner().invoke(app, [*args, "--planner", "gradient"])
     finally:
@@ -203,8 +203,11 @@ def test_eval_command_in_process_through_the_app_factory(tmp_path: Path) -> None
     assert len(keys) == 1  # a fresh key, accepted by the in-process app
     data = json.loads(out.read_text())
     assert data["model"]["name"] == MODEL
-    assert data["episodes"][0]["steps"] == 2
+    episode = data["episodes"][0]
+    assert episode["steps"] == 6
+    assert len(episode["plan_ids"]) >= 2  # replans, warm-started across the horizons
     assert (data["noise_beta"], data["keep_elites"]) == (2.0, 0.3)
+    assert (data["horizon"], data["replan_horizon"]) == (1, 2)
     assert wrong.exit_code != 0
     assert "'cem' only" in wrong.output
 

@@ -307,6 +307,26 @@ def test_session_sends_the_warm_start_token_and_executed_steps(
     assert "warm_start" not in fake.seen[-1].options
 
 
+def test_session_replans_at_the_replan_horizon(fake: FakeService, client: WorldplanClient) -> None:
+    session = MPCSession(client, options(horizon=3), replan_horizon=6)
+    here, there = [20.0, 30.0, 0.0, 0.0], [44.0, 30.0, 0.0, 0.0]
+    first = session.plan(image(1), image(2), here, there)
+    assert fake.seen[-1].options["horizon"] == 3
+    session.executed(15)
+    second = session.plan(image(1), image(2), here, there)
+    assert fake.seen[-1].options["horizon"] == 6
+    assert fake.seen[-1].options["warm_start"]["token"] == first.warm_start_token
+    assert len(second.actions) == 6 * 5  # horizon x frameskip
+    session.executed(5)  # one planning step of six: receding horizon, not a miss
+    session.plan(image(1), image(2), here, there)
+    assert fake.seen[-1].options["horizon"] == 3
+    session.reset()  # a new episode starts at the first plan's horizon again
+    session.plan(image(1), image(2), here, there)
+    assert fake.seen[-1].options["horizon"] == 3
+    with pytest.raises(ValueError, match="replan_horizon"):
+        MPCSession(client, options(), replan_horizon=0)
+
+
 def test_session_plans_cold_when_the_token_expired(
     fake: FakeService, client: WorldplanClient
 ) -> None:

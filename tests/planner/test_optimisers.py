@@ -218,6 +218,13 @@ def test_shift_plan() -> None:
     zeros = torch.zeros(4)
     assert torch.equal(shift_plan(actions, 2, fill=zeros), torch.stack([actions[2], zeros, zeros]))
     assert torch.equal(shift_plan(actions, 5, fill=zeros), torch.zeros(3, 4))
+    # To another horizon: cut the unexecuted rows, or pad them with the fill.
+    assert torch.equal(shift_plan(actions, 1, horizon=1), actions[1:2])
+    longer = shift_plan(actions, 1, horizon=5)
+    assert torch.equal(longer, torch.stack([actions[1], actions[2], *[actions[2]] * 3]))
+    assert torch.equal(shift_plan(actions, 3, fill=zeros, horizon=2), torch.zeros(2, 4))
+    with pytest.raises(ValueError, match="horizon must be"):
+        shift_plan(actions, 1, horizon=0)
     with pytest.raises(ValueError, match="executed_steps must be >= 0"):
         shift_plan(actions, -1)
     with pytest.raises(ValueError, match="fill must be"):

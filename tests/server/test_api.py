@@ -101,9 +101,11 @@ def test_warm_start_token(client: TestClient) -> None:
     assert r.json()["warm_started"] is True
     gone = client.post("/v1/plan", json=plan_body(warm_start={"token": "nope"}))
     assert gone.status_code == 404
-    other_h = client.post("/v1/plan", json=plan_body(horizon=4, warm_start=warm))
-    assert other_h.status_code == 422
-    assert "horizon" in other_h.json()["detail"]
+    # A replan may look further (or less far) ahead than the plan it is warm-started from.
+    longer = client.post("/v1/plan", json=plan_body(horizon=4, warm_start=warm))
+    assert longer.status_code == 200, longer.text
+    assert longer.json()["warm_started"] is True
+    assert len(longer.json()["actions"]) == 4 * 2  # horizon x frameskip
 
 
 @pytest.mark.parametrize(
