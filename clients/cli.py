@@ -10,6 +10,7 @@ transports, :func:`set_transport_factory`.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -24,6 +25,7 @@ from clients.seeds import EVAL_SEED_BASE
 if TYPE_CHECKING:
     import httpx
 
+    from clients.closed_loop import Episode
     from clients.evaluate import EvalResult
 
 log = logging.getLogger(__name__)
@@ -73,12 +75,12 @@ def _parse_budgets(text: str | None) -> tuple[int | None, ...]:
     return values
 
 
-def _client(server: str | None, api_key: str | None) -> Any:
+def _client(server: str | None, api_key: str | None, timeout_s: float = 120.0) -> Any:
     from clients.client import WorldplanClient  # noqa: PLC0415
 
     key = api_key or os.environ.get(API_KEY_ENV)
     if server is not None:
-        return WorldplanClient(server, api_key=key)
+        return WorldplanClient(server, api_key=key, timeout_s=timeout_s)
     if _factory is None:
         raise typer.BadParameter(
             "no in-process service is available here; pass --server URL of a running "
@@ -86,7 +88,7 @@ def _client(server: str | None, api_key: str | None) -> Any:
             param_hint="--server",
         )
     key = key or secrets.token_urlsafe(24)
-    return WorldplanClient(api_key=key, transport=_factory(key))
+    return WorldplanClient(api_key=key, transport=_factory(key), timeout_s=timeout_s)
 
 
 def _table(result: EvalResult) -> str:
@@ -117,8 +119,11 @@ def _table(result: EvalResult) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
 
 
-def _tick(bar: Any) -> None:
+def _tick(bar: Any, log: Path, episode: Episode) -> None:
+    """One more episode: the progress bar, and its record appended to ``log``."""
     bar.update(1)
+    with log.open("a", encoding="utf-8") as f:
+        f.write(json.dumps(episode.to_json()) + "\n")
 
 
 def eval_command(  # noqa: PLR0917 - typer maps each parameter to an option
@@ -192,6 +197,14 @@ def eval_command(  # noqa: PLR0917 - typer maps each parameter to an option
     image_format: Annotated[
         Literal["png", "npy"], typer.Option(help="Image encoding: PNG or raw .npy.")
     ] = "png",
+    timeout: Annotated[
+        float,
+        typer.Option(
+            min=1.0,
+            help="Seconds to wait for one plan (a 300 x 30 plan at horizon 10 takes about "
+            "100 s on one CPU thread).",
+        ),
+    ] = 900.0,
     out: Annotated[Path, typer.Option(help="Results JSON (the plot goes beside it, .png).")] = Path(
         "artifacts/eval/results.json"
     ),
@@ -232,14 +245,17 @@ def eval_command(  # noqa: PLR0917 - typer maps each parameter to an option
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     runs = len(config.budgets) + (2 if baselines else 0)
+    log = out.with_suffix(".episodes.jsonl")  # every finished episode, kept if the run fails
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("", encoding="utf-8")
     try:
         with (
-            _client(server, api_key) as client,
+            _client(server, api_key, timeout) as client,
             tqdm(total=runs * episodes, desc="episodes") as bar,
         ):
-            result = evaluate(client, config, on_episode=lambda _: _tick(bar))
+            result = evaluate(client, config, on_episode=lambda e: _tick(bar, log, e))
     except (WorldplanError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {exc} (finished episodes are in {log})", err=True)
         raise typer.Exit(1) from exc
     plot = write_outputs(result, out)
     typer.echo(_table(result))

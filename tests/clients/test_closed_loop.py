@@ -138,6 +138,16 @@ def test_bad_configs_are_refused() -> None:
         service(FakeService(), "tworoom", execute_steps=0)
     with pytest.raises(ValueError, match="budgets"):
         EvalConfig(env="pusht", episodes=1, budgets=(0,))
+    with pytest.raises(ValueError, match="replan_horizon"):
+        EvalConfig(env="pusht", episodes=1, replan_horizon=17)
+
+
+def test_replan_horizon_defaults_per_env_and_zero_turns_it_off() -> None:
+    pusht, maze = "worldplan/PushT-v0", "worldplan/Maze-v0"
+    assert EvalConfig(env="pusht", episodes=1).replan_horizon_for(pusht) == 10
+    assert EvalConfig(env="tworoom", episodes=1).replan_horizon_for(maze) is None
+    assert EvalConfig(env="pusht", episodes=1, replan_horizon=0).replan_horizon_for(pusht) is None
+    assert EvalConfig(env="tworoom", episodes=1, replan_horizon=8).replan_horizon_for(maze) == 8
 
 
 class RefusingService(FakeService):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import httpx
@@ -60,6 +61,8 @@ def test_eval_writes_results_plot_and_videos(
     assert [s["controller"] for s in data["summaries"]] == ["cem@3", "cem@8"]
     assert [s["controller"] for s in data["baselines"]] == ["random", "noop"]
     assert len(data["episodes"]) == 8
+    logged = out.with_suffix(".episodes.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in logged] == data["episodes"]
     assert all(e["steps"] <= 60 for e in data["episodes"])
     budgets = sorted(
         s.options["budget"].get("iterations") for s in fake.seen if s.path == "/v1/plan"
@@ -109,3 +112,37 @@ def test_eval_rejects_bad_budgets(app: typer.Typer, fake: FakeService) -> None:
     result = CliRunner().invoke(app, ["eval", "--env", "tworoom", "--budgets", "10,x"])
     assert result.exit_code != 0
     assert "comma-separated iteration counts" in result.output
+
+
+class FailingService(FakeService):
+    """Plans ``plans`` times, then answers every plan with a server error."""
+
+    def __init__(self, plans: int) -> None:
+        super().__init__([maze_model("tworoom")])
+        self.plans = plans
+
+    def _plan(self, request: httpx.Request, seen: Any) -> httpx.Response:
+        if self.plans == 0:
+            self._read(request, seen)
+            return httpx.Response(500, json={"detail": "the planner's worker died"})
+        self.plans -= 1
+        return super()._plan(request, seen)
+
+
+def test_a_failed_run_keeps_its_finished_episodes(app: typer.Typer, tmp_path: Path) -> None:
+    service = FailingService(plans=2)
+    clients.cli.set_transport_factory(lambda _key: service.transport())
+    try:
+        out = tmp_path / "r.json"
+        args = ["eval", "--env", "tworoom", "--episodes", "3", "--max-steps", "25"]
+        args += ["--no-baselines", "--api-key", KEY, "--out", str(out)]
+        result = CliRunner().invoke(app, args)
+    finally:
+        clients.cli.set_transport_factory(None)
+    assert result.exit_code == 1
+    assert "the planner's worker died" in result.output
+    assert not out.exists()
+    log = out.with_suffix(".episodes.jsonl")
+    assert str(log) in result.output
+    episodes = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [e["seed"] for e in episodes] == [100_000, 100_001]  # one plan each, then the error
