@@ -36,20 +36,22 @@ class LoadedModel:
         """The env the model was trained on."""
         return self.model.spec.env_id
 
+    def _maze_map(self, door_y: float | None) -> tuple[str, float, float]:
+        """``(layout, wall_x, door_y)`` from the bundle's env options (door at ``door_y``)."""
+        opts = self.model.spec.env_options
+        door = float(door_y if door_y is not None else opts.get("door_y", 32.0))
+        return str(opts.get("layout", "umaze")), float(opts.get("wall_x", 32.0)), door
+
     def tworoom_geometry(self, door_y: float | None = None) -> tuple[float, float] | None:
         """``(wall_x, door_y)`` of a two-room maze model (door at ``door_y``), else None."""
-        opts = self.model.spec.env_options
-        if self.env_id != "worldplan/Maze-v0" or opts.get("layout", "umaze") != "tworoom":
+        layout, wall_x, door = self._maze_map(door_y)
+        if self.env_id != "worldplan/Maze-v0" or layout != "tworoom":
             return None
-        door = float(door_y if door_y is not None else opts.get("door_y", 32.0))
-        return float(opts.get("wall_x", 32.0)), door
+        return wall_x, door
 
     def hard_guardrails(self, door_y: float | None = None) -> Guardrails:
         """The env's hard guardrails (two-room maze: placed at ``door_y``, else the centre)."""
-        opts = self.model.spec.env_options
-        layout = str(opts.get("layout", "umaze"))
-        wall_x = float(opts.get("wall_x", 32.0))
-        door = float(door_y if door_y is not None else opts.get("door_y", 32.0))
+        layout, wall_x, door = self._maze_map(door_y)
         return guardrails_for(self.env_id, layout=layout, wall_x=wall_x, door_y=door)
 
 
