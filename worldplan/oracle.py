@@ -187,12 +187,9 @@ class OracleController:
         """Cost (S,) of env action sequences (S, T, A) rolled out from ``start``."""
         if self.config.cost == "state":
             return self._state_cost(start, actions)
-        sim, frames, proprio = self._sim, [], []
+        frames, proprio = [], []
         for seq in actions:
-            sim.set_state(start)
-            obs: Obs = {}
-            for action in seq:
-                obs, *_ = sim.step(action.astype(np.float32))
+            obs = self._roll_out(start, seq)
             frames.append(obs["pixels"])
             proprio.append(obs["proprio"])
         features = self.encoder(torch.as_tensor(np.stack(frames)))  # (S, N, D)
@@ -209,12 +206,18 @@ class OracleController:
         sim, layout = self._sim, str(self.env_options.get("layout", "umaze"))
         goal, errors = sim.goal_state, []
         for seq in actions:
-            sim.set_state(start)
-            for action in seq:
-                sim.step(action.astype(np.float32))
+            self._roll_out(start, seq)
             score = sim.evaluate_state(sim.get_state(), goal)
             errors.append(state_error(self.env_id, layout, score))
         return np.asarray(errors, np.float64)
+
+    def _roll_out(self, start: NDArray[np.float64], seq: NDArray[np.float64]) -> Obs:
+        """Step the simulator from ``start`` through env actions (T, A); the last obs."""
+        self._sim.set_state(start)
+        obs: Obs = {}
+        for action in seq:
+            obs, *_ = self._sim.step(action.astype(np.float32))
+        return obs
 
     def act(self, obs: Obs) -> Chunk:
         """Plan ``horizon`` planning steps from the true state; return all their actions."""
