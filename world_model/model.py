@@ -396,6 +396,42 @@ class WorldModel(nn.Module):
         loss = v_mse + proprio_weight * p_mse
         return loss, {"visual_mse": float(v_mse.detach()), "proprio_mse": float(p_mse.detach())}
 
+    def rollout_loss(
+        self, visual: Tensor, proprio: Tensor, actions: Tensor, proprio_weight: float = 1.0
+    ) -> tuple[Tensor, dict[str, float]]:
+        """Open-loop latent MSE: imagine frames ``history .. T`` from the first ``history``.
+
+        The predictor is fed its own predictions, as :meth:`rollout` feeds the planner, and
+        the gradient flows through the whole chain.
+
+        Args:
+            visual: (B, T+1, N, D) encoder features, ``T >= history``.
+            proprio: (B, T+1, P) normalised proprio.
+            actions: (B, T, A) env-unit planning actions; ``actions[:, t]`` leads frame t to t+1.
+            proprio_weight: Weight of the proprio MSE next to the visual MSE.
+
+        Returns:
+            ``(loss, {"rollout_visual_mse", "rollout_proprio_mse"})``, each the mean over
+            the ``T + 1 - history`` imagined frames.
+        """
+        h = self.history
+        if visual.shape[1] <= h or actions.shape[1] != visual.shape[1] - 1:
+            raise ValueError(
+                f"rollout_loss needs T+1 > history = {h} frames and T actions, got "
+                f"{visual.shape[1]} frames and {actions.shape[1]} actions"
+            )
+        visual = visual.to(self.device, torch.float32)
+        proprio = proprio.to(self.device, torch.float32)
+        z0 = Latent(visual[:, :h], proprio[:, :h])
+        z = self.rollout(z0, actions[:, h - 1 :], past_actions=actions[:, : h - 1])
+        v_mse = F.mse_loss(z.visual, visual[:, h:].detach())
+        p_mse = F.mse_loss(z.proprio, proprio[:, h:].detach()) if proprio.shape[-1] else v_mse * 0
+        loss = v_mse + proprio_weight * p_mse
+        return loss, {
+            "rollout_visual_mse": float(v_mse.detach()),
+            "rollout_proprio_mse": float(p_mse.detach()),
+        }
+
     def probe_loss(
         self, visual: Tensor, proprio: Tensor, state: Tensor
     ) -> tuple[Tensor, dict[str, float]]:

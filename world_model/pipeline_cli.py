@@ -99,6 +99,14 @@ def train_cmd(
     width: Annotated[int, typer.Option(help="Predictor width.")] = 128,
     heads: Annotated[int, typer.Option(help="Predictor attention heads.")] = 4,
     merge: Annotated[int, typer.Option(help="Predictor patch merge factor.")] = 2,
+    warmup: Annotated[int, typer.Option(help="Linear warm-up steps.")] = 100,
+    rollout_steps: Annotated[
+        int, typer.Option(help="Planning steps of an open-loop rollout loss (0: none).")
+    ] = 0,
+    rollout_weight: Annotated[float, typer.Option(help="Weight of the rollout loss.")] = 1.0,
+    init: Annotated[
+        Path | None, typer.Option(help="Bundle to start from (fine-tuning), not a fresh init.")
+    ] = None,
     features: Annotated[
         str | None, typer.Option(help="Feature cache key (default: the only one).")
     ] = None,
@@ -120,10 +128,11 @@ def train_cmd(
         cfg = train.TrainConfig(
             steps=steps, batch_size=batch, lr=lr, history=history, frameskip=frameskip,
             val_every=val_every, checkpoint_every=checkpoint_every, seed=seed, threads=threads,
-            depth=depth, width=width, heads=heads, merge=merge,
+            depth=depth, width=width, heads=heads, merge=merge, warmup=warmup,
+            rollout_steps=rollout_steps, rollout_weight=rollout_weight,
         )  # fmt: skip
         result = train.train(data_path, out, cfg, feature_key=features, checkpoints=checkpoints,
-                             resume=not no_resume)  # fmt: skip
+                             resume=not no_resume, init=init)  # fmt: skip
     except (ValueError, FileNotFoundError) as exc:
         raise typer.BadParameter(str(exc)) from exc
     typer.echo(json.dumps(result.metrics, indent=2, sort_keys=True))
@@ -173,11 +182,16 @@ def models_list_cmd() -> None:
     from world_model import recipes  # noqa: PLC0415
 
     for r in recipes.RECIPES.values():
-        t = r.train
+        t, f = r.train, r.finetune
+        fine = (
+            f" + {f.steps} fine-tuning steps with a {f.rollout_steps}-step rollout loss"
+            if f is not None
+            else ""
+        )
         typer.echo(
             f"{r.name}: {r.env_id} {r.env_kwargs} episodes {r.episodes} x {r.steps} steps, "
             f"policy {r.policy}, {r.image_size} px, history {t.history}, frameskip "
-            f"{t.frameskip}, {t.steps} training steps (~{r.minutes:.0f} min here)"
+            f"{t.frameskip}, {t.steps} training steps{fine} (~{r.minutes:.0f} min here)"
         )
 
 

@@ -50,6 +50,9 @@ class Recipe:
     steps: int
     #: Training hyper-parameters (history, frameskip, steps, sizes...).
     train: TrainConfig
+    #: A second run started from the first one's bundle (e.g. with a rollout loss); the
+    #: first run's bundle then stays in the work folder as ``<name>/base``.
+    finetune: TrainConfig | None = None
     #: Env constructor options (e.g. the maze layout).
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     #: ``"scripted"``, ``"random"`` or ``"mix"``.
@@ -81,18 +84,23 @@ class Recipe:
 
     def with_threads(self, threads: int) -> Recipe:
         """The same recipe trained with ``threads`` torch threads."""
-        return replace(self, train=replace(self.train, threads=threads))
+        fine = replace(self.finetune, threads=threads) if self.finetune is not None else None
+        return replace(self, train=replace(self.train, threads=threads), finetune=fine)
 
     def scaled(self, factor: float) -> Recipe:
         """A smaller copy (episodes and training steps times ``factor``), for quick checks."""
         if not 0 < factor <= 1:
             raise ValueError(f"scale factor must be in (0, 1], got {factor}")
         episodes = max(2, round(self.episodes * factor))
-        steps = max(1, round(self.train.steps * factor))
-        every = max(1, min(self.train.val_every, steps))
-        cfg = replace(self.train, steps=steps, val_every=every, checkpoint_every=every,
-                      warmup=min(self.train.warmup, steps))  # fmt: skip
-        return replace(self, episodes=episodes, train=cfg)
+        fine = _scaled(self.finetune, factor) if self.finetune is not None else None
+        return replace(self, episodes=episodes, train=_scaled(self.train, factor), finetune=fine)
+
+
+def _scaled(cfg: TrainConfig, factor: float) -> TrainConfig:
+    steps = max(1, round(cfg.steps * factor))
+    every = max(1, min(cfg.val_every, steps))
+    return replace(cfg, steps=steps, val_every=every, checkpoint_every=every,
+                   warmup=min(cfg.warmup, steps))  # fmt: skip
 
 
 #: One thread: on the shared 2-core machine a second thread stalls whenever the other core is
@@ -181,9 +189,16 @@ def build_one(
     key = encode_dataset(data, encoder, progress=progress)
     times["encode_s"] = time.monotonic() - t0
     t0 = time.monotonic()
-    result = train(data, out / recipe.name, recipe.train, feature_key=key,
+    first = folder / "base" if recipe.finetune is not None else out / recipe.name
+    result = train(data, first, recipe.train, feature_key=key,
                    checkpoints=folder / "checkpoints", progress=progress)  # fmt: skip
     times["train_s"] = time.monotonic() - t0
+    if recipe.finetune is not None:
+        t0 = time.monotonic()
+        result = train(data, out / recipe.name, recipe.finetune, feature_key=key,
+                       checkpoints=folder / "checkpoints-finetune", progress=progress,
+                       init=first)  # fmt: skip
+        times["finetune_s"] = time.monotonic() - t0
     log.info("built %s in %.0f s", recipe.name, sum(times.values()))
     return {
         "recipe": _recipe_dict(recipe),
@@ -227,6 +242,4 @@ def build_models(
 
 
 def _recipe_dict(recipe: Recipe) -> dict[str, Any]:
-    d = asdict(recipe)
-    d["train"] = asdict(recipe.train)
-    return d
+    return asdict(recipe)

@@ -4,7 +4,10 @@ One AdamW optimiser updates three parts with three losses that share no gradient
 
 * the predictor: teacher-forced latent MSE (visual + proprio) of frame ``t + 1`` from
   frames ``<= t`` over a window of ``history`` planning steps, targets detached
-  (:meth:`WorldModel.predictor_loss`);
+  (:meth:`WorldModel.predictor_loss`); with ``rollout_steps = K > 0`` also the MSE of a
+  K-step open-loop rollout from the window's first ``history`` frames, the predictor fed
+  its own predictions as the planner feeds them, gradients through the whole chain
+  (:meth:`WorldModel.rollout_loss`);
 * the state probe: MSE on normalised probe targets from detached encoder latents;
 * the decoder: pixel MSE on detached latents, for previews only.
 
@@ -36,7 +39,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from world_model.bundle import save_bundle
+from world_model.bundle import load_bundle, save_bundle
 from world_model.data import (
     TrainingData,
     WindowDataset,
@@ -85,7 +88,7 @@ class TrainConfig:
     val_every: int = 250
     #: Most validation windows used (evenly spaced over the validation split).
     val_windows: int = 512
-    #: Write a checkpoint every this many steps (0: only at the end).
+    #: Write a checkpoint every this many steps and at the end (0: none).
     checkpoint_every: int = 500
     #: Seed of the initialisation, the split and the batch order.
     seed: int = 0
@@ -112,6 +115,14 @@ class TrainConfig:
     #: Patch merge factor of the predictor (1: one token per patch, as DINO-WM). 2 merges
     #: 2 x 2 patches into one token: 4x fewer tokens, ~5x faster steps on this CPU.
     merge: int = 2
+    #: Planning steps K of an open-loop rollout loss added to the teacher-forced one (0:
+    #: none, DINO-WM's training). Windows then hold ``history + K`` frames; the rollout
+    #: starts from the first ``history`` and is scored on each of the K it imagines. The
+    #: planner scores 5-step rollouts, and teacher forcing alone never sees the error that
+    #: compounds over them.
+    rollout_steps: int = 0
+    #: Weight of the rollout loss next to the teacher-forced loss.
+    rollout_weight: float = 1.0
 
     def __post_init__(self) -> None:
         ints = (
@@ -122,16 +133,25 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"TrainConfig.{name} must be a positive int, got {value!r}")
-        for name in ("warmup", "checkpoint_every", "seed"):
+        for name in ("warmup", "checkpoint_every", "seed", "rollout_steps"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"TrainConfig.{name} must be an int >= 0, got {value!r}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"TrainConfig.lr must be a positive number, got {self.lr}")
-        if self.weight_decay < 0 or self.grad_clip < 0 or self.proprio_weight < 0:
-            raise ValueError("TrainConfig.weight_decay, grad_clip, proprio_weight must be >= 0")
+        weights = (self.weight_decay, self.grad_clip, self.proprio_weight, self.rollout_weight)
+        if not all(w >= 0 and math.isfinite(w) for w in weights):
+            raise ValueError(
+                "TrainConfig.weight_decay, grad_clip, proprio_weight, rollout_weight must be "
+                "finite and >= 0"
+            )
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"TrainConfig.val_fraction must be in [0, 1), got {self.val_fraction}")
+
+    @property
+    def window_steps(self) -> int:
+        """Planning steps per training window: ``history``, plus ``K - 1`` for a K-step rollout."""
+        return self.history + max(0, self.rollout_steps - 1)
 
     def lr_at(self, step: int) -> float:
         """Learning rate of step ``step``: linear warm-up, then cosine decay to ``lr / 10``."""
@@ -201,16 +221,39 @@ def batch_indices(seed: int, step: int, size: int, batch: int) -> Tensor:
 
 
 def losses(
-    model: WorldModel, batch: dict[str, Tensor], proprio_weight: float
+    model: WorldModel,
+    batch: dict[str, Tensor],
+    proprio_weight: float,
+    *,
+    rollout_steps: int = 0,
+    rollout_weight: float = 1.0,
 ) -> tuple[Tensor, dict[str, float]]:
     """Sum of the predictor, probe and decoder losses of a batch, and their values.
 
-    The batch holds ``visual`` (B, H+1, N, D), raw ``proprio`` (B, H+1, P), env-unit
-    ``actions`` (B, H, A), env-unit ``state`` (B, H+1, S) and optionally ``pixels``.
+    The batch holds ``visual`` (B, T+1, N, D), raw ``proprio`` (B, T+1, P), env-unit
+    ``actions`` (B, T, A), env-unit ``state`` (B, T+1, S) and optionally ``pixels``, with
+    ``T = history + max(0, rollout_steps - 1)``. The teacher-forced loss uses the first
+    ``history + 1`` frames; a rollout loss (``rollout_steps > 0``) imagines frames
+    ``history .. T`` from the first ``history``.
     """
-    visual = batch["visual"].to(model.device)  # (B, H+1, N, D)
-    proprio = model.normalise_proprio(batch["proprio"].to(model.device))  # (B, H+1, P)
-    loss, metrics = model.predictor_loss(visual, proprio, batch["actions"], proprio_weight)
+    history = model.history
+    visual = batch["visual"].to(model.device)  # (B, T+1, N, D)
+    proprio = model.normalise_proprio(batch["proprio"].to(model.device))  # (B, T+1, P)
+    actions = batch["actions"]  # (B, T, A)
+    want = history + max(0, rollout_steps - 1)
+    if actions.shape[1] != want:
+        raise ValueError(
+            f"batch windows hold {actions.shape[1]} planning steps; history {history} with "
+            f"rollout_steps {rollout_steps} needs {want}"
+        )
+    tf = slice(0, history + 1)
+    loss, metrics = model.predictor_loss(
+        visual[:, tf], proprio[:, tf], actions[:, :history], proprio_weight
+    )
+    if rollout_steps > 0:
+        roll, m_roll = model.rollout_loss(visual, proprio, actions, proprio_weight)
+        loss = loss + rollout_weight * roll
+        metrics.update(m_roll)
     probe, m_probe = model.probe_loss(visual, proprio, batch["state"])
     loss = loss + probe
     metrics.update(m_probe)
@@ -235,7 +278,8 @@ def train_step(
     for group in opt.param_groups:
         group["lr"] = cfg.lr_at(step)
     opt.zero_grad(set_to_none=True)
-    loss, metrics = losses(model, batch, proprio_weight)
+    loss, metrics = losses(model, batch, proprio_weight, rollout_steps=cfg.rollout_steps,
+                           rollout_weight=cfg.rollout_weight)  # fmt: skip
     loss.backward()  # type: ignore[no-untyped-call]
     if cfg.grad_clip > 0:
         for part in _PARTS:
@@ -246,11 +290,15 @@ def train_step(
 
 
 @torch.no_grad()
-def evaluate(model: WorldModel, data: WindowDataset, windows: int, batch: int) -> dict[str, float]:
+def evaluate(
+    model: WorldModel, data: WindowDataset, windows: int, batch: int, rollout_steps: int = 0
+) -> dict[str, float]:
     """Mean losses over up to ``windows`` evenly spaced windows, in eval mode.
 
-    Also reports ``copy_last_mse`` (the visual MSE of predicting no change) and the
-    probe's RMSE in env units per state label (``probe_rmse/<label>``).
+    With ``rollout_steps`` the windows must be that long (see :func:`losses`) and the
+    rollout's ``rollout_visual_mse`` / ``rollout_proprio_mse`` are reported too. Also
+    reports ``copy_last_mse`` (the visual MSE of predicting no change) and the probe's RMSE
+    in env units per state label (``probe_rmse/<label>``).
     """
     model.eval()
     picks = np.unique(np.linspace(0, len(data) - 1, min(windows, len(data))).astype(int))
@@ -259,9 +307,10 @@ def evaluate(model: WorldModel, data: WindowDataset, windows: int, batch: int) -
     for start in range(0, len(picks), batch):
         b = data.batch(picks[start : start + batch].tolist())
         n = len(b["visual"])
-        _, metrics = losses(model, b, 1.0)
-        vis = b["visual"]  # (B, H+1, N, D)
-        metrics["copy_last_mse"] = float(((vis[:, 1:] - vis[:, :-1]) ** 2).mean())
+        _, metrics = losses(model, b, 1.0, rollout_steps=rollout_steps)
+        vis = b["visual"]  # (B, T+1, N, D)
+        head = vis[:, : model.history + 1]  # the teacher-forced frames
+        metrics["copy_last_mse"] = float(((head[:, 1:] - head[:, :-1]) ** 2).mean())
         prop = model.normalise_proprio(b["proprio"].to(model.device))
         err = model.probe(Latent(vis.to(model.device), prop)) - b["state"].to(model.device)
         for i, label in enumerate(model.state_labels):
@@ -379,14 +428,15 @@ def _setup(data_path: Path, cfg: TrainConfig, feature_key: str | None) -> _Run:
     val_eps = [data.episodes[i] for i in val_ids]
     stats = compute_stats(train_eps, cfg.frameskip)
     model = build_model(data, cfg, stats)
-    train_set = WindowDataset(train_eps, cfg.history, cfg.frameskip)
+    train_set = WindowDataset(train_eps, cfg.window_steps, cfg.frameskip)
     if len(train_set) == 0:
-        span = cfg.history * cfg.frameskip
+        span = cfg.window_steps * cfg.frameskip
         raise ValueError(
-            f"no training windows: every training episode is shorter than history x frameskip "
-            f"= {span} env steps; collect longer episodes or lower --history/--frameskip"
+            f"no training windows: every training episode is shorter than (history + rollout "
+            f"steps - 1) x frameskip = {span} env steps; collect longer episodes or lower "
+            "--history/--frameskip/--rollout-steps"
         )
-    val_set = WindowDataset(val_eps, cfg.history, cfg.frameskip)
+    val_set = WindowDataset(val_eps, cfg.window_steps, cfg.frameskip)
     if len(val_set) == 0:
         log.warning("no validation windows: validation metrics are computed on training windows")
         val_set = train_set
@@ -433,12 +483,35 @@ def _data_info(run: _Run, cfg: TrainConfig) -> dict[str, Any]:
     }
 
 
-def _resume(run: _Run, cfg: TrainConfig, folder: Path) -> tuple[int, dict[str, float]]:
+def _init_from(model: WorldModel, path: Path) -> dict[str, Any]:
+    """Copy a bundle's weights and statistics into ``model``; return what was loaded."""
+    src = load_bundle(path, load_encoder=False)
+    if src.spec.encoder_id != model.spec.encoder_id:
+        raise ValueError(
+            f"--init bundle {path} was trained on {src.spec.encoder_id} features, "
+            f"this run on {model.spec.encoder_id}"
+        )
+    try:
+        model.load_state_dict(src.state_dict(), strict=True)
+    except RuntimeError as exc:
+        raise ValueError(f"--init bundle {path} does not fit this run's sizes: {exc}") from exc
+    manifest = json.loads((path / "bundle.json").read_text())
+    return {"bundle": path.name, "files": manifest.get("files", {})}
+
+
+def _resume(
+    run: _Run, cfg: TrainConfig, folder: Path, init: dict[str, Any] | None = None
+) -> tuple[int, dict[str, float]]:
     last = latest_checkpoint(folder)
     if last is None:
         return 0, {}
     info = load_checkpoint(last, run.model, run.opt)
     _check_same_run(info, cfg, run.data.cache["key"], last)
+    if info.get("init") != init:
+        raise ValueError(
+            f"checkpoint {last} started from {info.get('init')}, this run from {init}: "
+            "resume with the same --init, or pass --no-resume / another --checkpoints folder"
+        )
     log.info("resumed from %s (step %d)", last, info["step"])
     return int(info["step"]), dict(info.get("val_metrics", {}))
 
@@ -452,6 +525,7 @@ def train(
     checkpoints: str | Path | None = None,
     resume: bool = True,
     progress: bool = True,
+    init: str | Path | None = None,
 ) -> TrainResult:
     """Train a world model on a collected, encoded dataset and save it as a bundle at ``out``.
 
@@ -463,6 +537,9 @@ def train(
         checkpoints: Checkpoint folder (default ``<out>.ckpt``).
         resume: Continue from the newest checkpoint there, if any.
         progress: Show a progress bar.
+        init: A bundle to start from instead of a fresh initialisation (fine-tuning); it
+            must have been trained on the same encoder features with the same sizes. A
+            resumed run continues from its checkpoint, which already holds these weights.
     """
     start_time = time.monotonic()
     torch.set_num_threads(cfg.threads)
@@ -471,8 +548,9 @@ def train(
     if not resume and folder.exists():
         shutil.rmtree(folder)
     run = _setup(Path(data_path), cfg, feature_key)
-    start, val_metrics = _resume(run, cfg, folder) if resume else (0, {})
-    meta = {"config": asdict(cfg), "data_key": run.data.cache["key"]}
+    init_info = _init_from(run.model, Path(init)) if init is not None else None
+    start, val_metrics = _resume(run, cfg, folder, init_info) if resume else (0, {})
+    meta = {"config": asdict(cfg), "data_key": run.data.cache["key"], "init": init_info}
     bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc="train", unit="step")
     with bar:
         for step in range(start, cfg.steps):
@@ -482,7 +560,9 @@ def train(
             metrics = train_step(run.model, run.opt, batch, cfg, step=step, proprio_weight=weight)
             done = step + 1
             if done % cfg.val_every == 0 or done == cfg.steps:
-                val_metrics = evaluate(run.model, run.val_set, cfg.val_windows, cfg.batch_size)
+                val_metrics = evaluate(
+                    run.model, run.val_set, cfg.val_windows, cfg.batch_size, cfg.rollout_steps
+                )
                 log.info("step %d validation %s", done, _short(val_metrics))
             if cfg.checkpoint_every and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
                 ckpt_meta = {**meta, "val_metrics": val_metrics}
@@ -490,12 +570,17 @@ def train(
             bar.set_postfix(loss=f"{metrics['loss']:.4f}", refresh=False)
             bar.update(1)
     if not val_metrics:  # resumed at the end, or zero steps left
-        val_metrics = evaluate(run.model, run.val_set, cfg.val_windows, cfg.batch_size)
+        val_metrics = evaluate(
+            run.model, run.val_set, cfg.val_windows, cfg.batch_size, cfg.rollout_steps
+        )
     run.model.eval()
     seconds = time.monotonic() - start_time
     metrics = {f"val/{k}": v for k, v in val_metrics.items()}
     metrics["train_seconds"] = seconds
-    bundle = save_bundle(run.model, out, metrics, _data_info(run, cfg), overwrite=True)
+    info = _data_info(run, cfg)
+    if init_info is not None:
+        info["init"] = init_info
+    bundle = save_bundle(run.model, out, metrics, info, overwrite=True)
     return TrainResult(bundle, metrics, seconds, start)
 
 

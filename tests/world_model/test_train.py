@@ -219,6 +219,18 @@ def test_collect_and_train_commands(dataset: Path, tmp_path: Path) -> None:
                               "--policy", "greedy"])  # fmt: skip
     assert res.exit_code != 0
     assert "policy must be one of" in res.output
+    small = ["train", "--data", str(dataset), "--env", "pusht", "--steps", "2", "--batch", "4",
+             "--history", "2", "--frameskip", "2", "--depth", "1", "--width", "16", "--heads",
+             "2", "--warmup", "1"]  # fmt: skip
+    res = runner.invoke(app, [*small, "--rollout-steps", "9", "--out", str(tmp_path / "r")])
+    assert res.exit_code != 0
+    assert "rollout" in res.output
+    res = runner.invoke(app, [*small, "--rollout-steps", "2", "--out", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    assert "rollout_visual_mse" in res.output
+    res = runner.invoke(app, [*small, "--out", str(tmp_path / "r2"), "--init", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    assert read_manifest(tmp_path / "r2")["training_data"]["init"]["bundle"] == "r"
 
 
 def test_latent_of_a_training_window_is_valid(dataset: Path) -> None:
@@ -237,3 +249,79 @@ def test_loss_balance_uses_copy_last_baselines(dataset: Path) -> None:
     assert run.proprio_weight(replace(TINY, proprio_weight=0.5)) == pytest.approx(
         0.5 * visual / proprio
     )
+
+
+def test_a_one_step_rollout_loss_is_the_teacher_forced_last_frame(dataset: Path) -> None:
+    data = load_training_data(dataset, pixel_size=None)
+    cfg = replace(TINY, dropout=0.0)
+    model: WorldModel = build_model(data, cfg, compute_stats(data.episodes, cfg.frameskip))
+    model.eval()
+    batch = WindowDataset(data.episodes, cfg.history, cfg.frameskip).batch([0, 1, 2])
+    prop = model.normalise_proprio(batch["proprio"])
+    a = model.normalise_actions(batch["actions"])
+    with torch.no_grad():
+        v_pred, p_pred = model.predictor(batch["visual"][:, :-1], prop[:, :-1], a)
+    want_v = torch.nn.functional.mse_loss(v_pred[:, -1], batch["visual"][:, -1])
+    want_p = torch.nn.functional.mse_loss(p_pred[:, -1], prop[:, -1])
+    _, m = model.rollout_loss(batch["visual"], prop, batch["actions"])
+    assert m["rollout_visual_mse"] == pytest.approx(float(want_v), rel=1e-5)
+    assert m["rollout_proprio_mse"] == pytest.approx(float(want_p), rel=1e-5)
+    # longer windows: the teacher-forced part only sees the first history + 1 frames
+    long = WindowDataset(data.episodes, cfg.history + 2, cfg.frameskip).batch([0, 1, 2])
+    _, tf_only = train_mod.losses(model, batch, 1.0)
+    _, both = train_mod.losses(model, long, 1.0, rollout_steps=3)
+    assert both["visual_mse"] == pytest.approx(tf_only["visual_mse"], rel=1e-5)
+    assert both["rollout_visual_mse"] > 0
+    with pytest.raises(ValueError, match="rollout_steps 3 needs 4"):
+        train_mod.losses(model, batch, 1.0, rollout_steps=3)
+
+
+def test_fine_tuning_with_a_rollout_loss_starts_from_the_bundle_and_lowers_it(
+    dataset: Path, tmp_path: Path
+) -> None:
+    base = train(dataset, tmp_path / "base", replace(TINY, steps=20, val_every=20),
+                 progress=False).bundle  # fmt: skip
+    fine = replace(TINY, steps=40, lr=3e-3, val_every=40, checkpoint_every=40, rollout_steps=3,
+                   dropout=0.0)  # fmt: skip
+    run = train_mod._setup(dataset, fine, None)
+    info = train_mod._init_from(run.model, base)
+    assert info["bundle"] == "base"
+    loaded = load_bundle(base, load_encoder=False).state_dict()
+    assert all(torch.equal(v, run.model.state_dict()[k]) for k, v in loaded.items())
+    before = train_mod.evaluate(run.model, run.train_set, 64, 16, rollout_steps=3)
+    result = train(dataset, tmp_path / "fine", fine, init=base, progress=False)
+    assert "val/rollout_visual_mse" in result.metrics
+    assert read_manifest(result.bundle)["training_data"]["init"]["bundle"] == "base"
+    tuned = load_bundle(result.bundle, load_encoder=False)
+    after = train_mod.evaluate(tuned, run.train_set, 64, 16, rollout_steps=3)
+    assert after["rollout_visual_mse"] < before["rollout_visual_mse"]
+    # its checkpoints belong to a run from that bundle
+    with pytest.raises(ValueError, match="started from"):
+        train(dataset, tmp_path / "fine", fine, progress=False)
+    wider = replace(TINY, width=32)
+    with pytest.raises(ValueError, match="does not fit"):
+        train(dataset, tmp_path / "w", wider, init=base, progress=False)
+    with pytest.raises(ValueError, match="no training windows"):
+        train(dataset, tmp_path / "x", replace(TINY, rollout_steps=5), progress=False)
+    with pytest.raises(ValueError, match="rollout_weight"):
+        TrainConfig(rollout_weight=-1.0)
+
+
+def test_a_recipe_with_a_fine_tuning_stage(tmp_path: Path) -> None:
+    fine = replace(TINY, steps=2, rollout_steps=2)
+    recipe = recipes.Recipe(
+        name="tiny-maze", env_id="worldplan/Maze-v0", env_kwargs={"layout": "umaze"},
+        episodes=2, steps=8, image_size=32, train=TINY, finetune=fine,
+    )  # fmt: skip
+    report = recipes.build_models(tmp_path / "models", [recipe], TinyEncoder,
+                                  work=tmp_path / "work", progress=False)  # fmt: skip
+    entry = report["models"]["tiny-maze"]
+    assert set(entry["seconds"]) == {"collect_s", "encode_s", "train_s", "finetune_s"}
+    assert entry["recipe"]["finetune"]["rollout_steps"] == 2
+    assert (tmp_path / "work" / "tiny-maze" / "base" / "bundle.json").is_file()
+    manifest = read_manifest(tmp_path / "models" / "tiny-maze")
+    assert manifest["training_data"]["init"]["bundle"] == "base"
+    assert manifest["training_data"]["train_config"]["rollout_steps"] == 2
+    small = recipe.scaled(0.5).with_threads(2).finetune
+    assert small is not None
+    assert (small.steps, small.threads, small.rollout_steps) == (1, 2, 2)
