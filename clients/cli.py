@@ -139,7 +139,13 @@ def eval_command(  # noqa: PLR0917 - typer maps each parameter to an option
         str | None, typer.Option(help="URL of a running server; in-process when omitted.")
     ] = None,
     api_key: Annotated[str | None, typer.Option(help=f"API key (default: ${API_KEY_ENV}).")] = None,
-    model: Annotated[str | None, typer.Option(help="Model bundle (default: the env's).")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Model name on the service (default: the env's); the in-process service "
+            "loads the bundles under $WORLDPLAN_MODELS_DIR (default models/)."
+        ),
+    ] = None,
     goal_steps: Annotated[
         int, typer.Option(min=1, help="Env steps to the goal: 25 (DINO-WM), 50 or 100 (harder).")
     ] = 25,

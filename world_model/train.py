@@ -585,5 +585,6 @@ def train(
 
 
 def _short(metrics: dict[str, float]) -> str:
-    keys = ("visual_mse", "copy_last_mse", "proprio_mse", "probe_mse", "decoder_mse")
+    keys = ("visual_mse", "copy_last_mse", "proprio_mse", "rollout_visual_mse", "probe_mse",
+            "decoder_mse")  # fmt: skip
     return " ".join(f"{k}={metrics[k]:.4g}" for k in keys if k in metrics)
